@@ -1,0 +1,1 @@
+"""The HTTP API: uploads, status, queue figures and the web page."""

@@ -1,0 +1,74 @@
+"""Errors become HTTP responses here, and only here."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from vidqueue.errors import VidqueueError
+
+logger = logging.getLogger("vidqueue.api")
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+def vidqueue_error(request: Request, exc: VidqueueError) -> Response:
+    """A vidqueue error: its own code, status and message."""
+    if exc.status_code >= 500:
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    return Response(_body(exc.code, str(exc)), status_code=exc.status_code)
+
+
+def validation_error(request: Request, exc: ValidationException) -> Response:
+    """A body or parameter that does not fit the schema."""
+    detail = exc.detail or "the request does not fit the API"
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    messages = [
+        f"{item.get('key') or 'body'}: {item.get('message')}"
+        for item in extra
+        if isinstance(item, dict) and item.get("message")
+    ]
+    if messages:
+        detail = "; ".join(messages)
+    return Response(_body("invalid_request", detail), status_code=400)
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own errors (404 route, 405, 413 body...) in our shape."""
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return Response(
+        _body(code, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered without one."""
+    logger.exception("%s %s: unexpected error", request.method, request.url.path)
+    return Response(
+        _body("internal", "an unexpected error occurred; it has been logged"),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+EXCEPTION_HANDLERS = {
+    VidqueueError: vidqueue_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

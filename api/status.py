@@ -1,0 +1,56 @@
+"""Job status, queue figures and health."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from rq import Worker
+
+from api.deps import ContextDep, UserDep
+from api.jobs import find_job, status_of
+from api.schemas import JobStatus, QueueInfo
+from api.uploads import JobId
+
+
+class StatusController(Controller):
+    """`GET /status/{jobId}`, `GET /queue-info` and `GET /healthz`."""
+
+    tags = ("status",)
+
+    @get("/status/{job_id:str}", sync_to_thread=True)
+    def status(self, ctx: ContextDep, user: UserDep, job_id: JobId) -> JobStatus:
+        """The job's state, progress, result or failure reason, and queue position."""
+        return status_of(ctx, find_job(ctx, user, job_id))
+
+    @get("/queue-info", sync_to_thread=True)
+    def queue_info(self, ctx: ContextDep) -> QueueInfo:
+        """How many jobs are in each state, how many workers, and their speed.
+
+        `completed`, `failed` and `cancelled` count every job that ended so far;
+        `total` adds all states together.
+        """
+        counts = ctx.records.counts()
+        figures = ctx.records.throughput()
+        speed = 0.0
+        if figures["elapsed_seconds"] > 0:
+            speed = figures["video_seconds"] / figures["elapsed_seconds"]
+        return QueueInfo(
+            waiting=counts["waiting"],
+            active=counts["active"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            total=sum(counts.values()),
+            uploading=counts["uploading"],
+            cancelled=counts["cancelled"],
+            workers=Worker.count(queue=ctx.queue),
+            throughput={
+                "jobs": figures["jobs"],
+                "videoSeconds": round(figures["video_seconds"], 3),
+                "processingSeconds": round(figures["elapsed_seconds"], 3),
+                "realtimeFactor": round(speed, 3),
+            },
+        )
+
+    @get("/healthz", sync_to_thread=False)
+    def healthz(self) -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}

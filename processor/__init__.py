@@ -1,0 +1,1 @@
+"""The worker: runs RQ video jobs (probe, transcode, publish)."""

@@ -1,0 +1,219 @@
+"""The `vidqueue` command: runs each role, the local system, and talks to the API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from vidqueue import __version__
+from vidqueue.errors import VidqueueError
+from vidqueue.settings import Settings
+
+logger = logging.getLogger("vidqueue.cli")
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+    from vidqueue.context import Context
+
+    app = create_app(Context(settings))
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_poller(settings: Settings, args: argparse.Namespace) -> int:
+    """Find uploads that arrived without a complete call."""
+    from handlers.poller import run_poller
+    from vidqueue.context import Context
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    run_poller(Context(settings), stop)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run video jobs, `VIDQUEUE_CONCURRENCY` at a time."""
+    from rq import Worker
+    from rq.worker_pool import WorkerPool
+
+    from vidqueue.context import Context
+
+    ctx = Context(settings)
+    ctx.redis.ping()
+    if settings.concurrency > 1:
+        pool = WorkerPool(
+            [ctx.queue], connection=ctx.redis, num_workers=settings.concurrency
+        )
+        pool.start(logging_level=settings.log_level.upper())
+        return 0
+    name = f"{socket.gethostname()}.{os.getpid()}"
+    worker = Worker(
+        [ctx.queue], connection=ctx.redis, name=name, maintenance_interval=60
+    )
+    worker.work(with_scheduler=True, logging_level=settings.log_level.upper())
+    return 0
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the whole system locally."""
+    from vidqueue.dev import run_dev
+
+    return run_dev(settings)
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    """Upload a file through the public API; with --wait, follow it to the end."""
+    from vidqueue.client import Client
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"vidqueue: no such file: {path}", file=sys.stderr)
+        return 2
+    client = Client(args.api or settings.base_url)
+    size = path.stat().st_size
+    upload_bar = Bar("upload", size, unit="bytes")
+    status = client.upload(path, on_bytes=upload_bar.advance)
+    upload_bar.done()
+    print(f"job {status['jobId']}: {status['state']}", file=sys.stderr)
+    if not args.wait:
+        _print_json(status)
+        return 0
+
+    process_bar = Bar("process", 100, unit="%")
+    status = client.wait(
+        status["jobId"],
+        on_status=lambda s: process_bar.set(s["progress"], s.get("stage")),
+    )
+    process_bar.done()
+    _print_json(status)
+    return 0 if status["state"] == "completed" else 1
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a job's status."""
+    from vidqueue.client import Client
+
+    _print_json(Client(args.api or settings.base_url).status(args.job))
+    return 0
+
+
+def cmd_queue_info(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the queue's figures."""
+    from vidqueue.client import Client
+
+    _print_json(Client(args.api or settings.base_url).queue_info())
+    return 0
+
+
+class Bar:
+    """A one-line progress bar on stderr."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str, total: int, unit: str):
+        self.label, self.total, self.unit = label, max(total, 1), unit
+        self.value = 0
+        self.started = time.monotonic()
+        self.note = ""
+
+    def advance(self, amount: int) -> None:
+        """Add `amount` to the bar."""
+        self.set(self.value + amount)
+
+    def set(self, value: int, note: str | None = None) -> None:
+        """Show `value` out of the total, with an optional note."""
+        self.value = min(value, self.total)
+        self.note = note or ""
+        filled = int(self.WIDTH * self.value / self.total)
+        percent = 100 * self.value / self.total
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        line = f"\r{self.label:8} [{bar}] {percent:5.1f}%"
+        if self.unit == "bytes":
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            line += f"  {self.value / elapsed / 1e6:6.1f} MB/s"
+        if self.note:
+            line += f"  {self.note}"
+        sys.stderr.write(line.ljust(72))
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        """End the bar's line."""
+        sys.stderr.write("\n")
+
+
+def _print_json(value: dict) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's grammar."""
+    parser = argparse.ArgumentParser(prog="vidqueue", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"vidqueue {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    roles = {"api": cmd_api, "poller": cmd_poller, "worker": cmd_worker, "dev": cmd_dev}
+    for name, func in roles.items():
+        commands.add_parser(name, help=func.__doc__).set_defaults(func=func)
+
+    submit = commands.add_parser("submit", help=cmd_submit.__doc__)
+    submit.add_argument("file", help="the video to upload")
+    submit.add_argument("--wait", action="store_true", help="follow the job to its end")
+    submit.set_defaults(func=cmd_submit)
+
+    status = commands.add_parser("status", help=cmd_status.__doc__)
+    status.add_argument("job", help="the job id")
+    status.set_defaults(func=cmd_status)
+
+    info = commands.add_parser("queue-info", help=cmd_queue_info.__doc__)
+    info.set_defaults(func=cmd_queue_info)
+
+    for sub in (submit, status, info):
+        sub.add_argument("--api", help="the API's base URL (default: VIDQUEUE_API_URL)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `vidqueue` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except VidqueueError as exc:
+        print(f"vidqueue: {exc}", file=sys.stderr)
+        return 2
+
+    from vidqueue.logs import configure
+
+    configure(settings)
+    try:
+        return args.func(settings, args)
+    except VidqueueError as exc:
+        print(f"vidqueue: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

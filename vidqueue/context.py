@@ -1,0 +1,53 @@
+"""The connections that the API, the trigger and the worker share."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+
+from redis import Redis
+
+from vidqueue.queue import video_queue
+from vidqueue.records import RecordStore
+from vidqueue.settings import Settings
+from vidqueue.storage import Storage
+
+logger = logging.getLogger("vidqueue.context")
+
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Context:
+    """Redis, the record store, the queue and storage for one process.
+
+    Connections open on first use, so building a context costs nothing.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @classmethod
+    def from_env(cls) -> Context:
+        """A context on the settings of the environment."""
+        return cls(Settings.from_env())
+
+    @cached_property
+    def redis(self) -> Redis:
+        """The Redis holding the queue and the job records."""
+        url = self.settings.redis_url or LOCAL_REDIS_URL
+        return Redis.from_url(url, health_check_interval=30)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        """Job records in Redis."""
+        return RecordStore(self.redis)
+
+    @cached_property
+    def queue(self):
+        """The RQ queue of video jobs."""
+        return video_queue(self.redis)
+
+    @cached_property
+    def storage(self) -> Storage:
+        """The upload and output buckets."""
+        return Storage(self.settings)

@@ -1,0 +1,82 @@
+"""Constants, Redis key names and defaults, with their units, in one place."""
+
+QUEUE_NAME = "video-processing"
+"""The RQ queue that video jobs wait in."""
+
+JOB_FUNCTION = "processor.job.process_video"
+"""The worker's entry point, named by path so that nothing imports the worker."""
+
+KEY_PREFIX = "vidqueue"
+
+
+def job_key(job_id: str) -> str:
+    """Redis hash holding one job record."""
+    return f"{KEY_PREFIX}:job:{job_id}"
+
+
+UPLOADING_KEY = f"{KEY_PREFIX}:uploading"
+"""Sorted set of jobs still `uploading`, scored by their creation time (unix s)."""
+
+USER_JOBS_KEY_TEMPLATE = KEY_PREFIX + ":user:{user_id}:jobs"
+"""Sorted set of one user's jobs, scored by creation time (unix s)."""
+
+STATE_COUNT_KEY = f"{KEY_PREFIX}:state-counts"
+"""Hash: state name -> number of jobs currently in that state."""
+
+THROUGHPUT_KEY = f"{KEY_PREFIX}:throughput"
+"""Hash of running totals: seconds of video processed and seconds spent."""
+
+CHANNEL_TEMPLATE = KEY_PREFIX + ":events:{job_id}"
+"""Pub/sub channel announcing each change of one job's record."""
+
+STATES = ("uploading", "waiting", "active", "completed", "failed", "cancelled")
+FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+
+# Storage
+UPLOAD_BUCKET = "vidqueue-uploads"
+OUTPUT_BUCKET = "vidqueue-videos"
+S3_REGION = "us-east-1"
+PRESIGN_EXPIRY_SECONDS = 15 * 60
+DOWNLOAD_URL_EXPIRY_SECONDS = 7 * 24 * 3600
+MULTIPART_CHUNK_BYTES = 8 * 1024 * 1024
+
+# Limits
+MAX_UPLOAD_BYTES = 5 * 1024**3
+MAX_DURATION_SECONDS = 3 * 3600
+MAX_WIDTH = 7680
+MAX_HEIGHT = 4320
+MAX_FILENAME_CHARS = 200
+ALLOWED_CONTENT_TYPES = (
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "video/x-matroska",
+    "video/x-msvideo",
+    "video/mpeg",
+    "video/ogg",
+    "video/3gpp",
+    "application/octet-stream",
+)
+
+# Processing
+CONCURRENCY = 1
+JOB_TIMEOUT_SECONDS = 6 * 3600
+RETRY_INTERVALS_SECONDS = (10, 60, 300)
+PROGRESS_WRITE_INTERVAL_SECONDS = 0.5
+ESTIMATE_DEFAULT_SECONDS = 30.0
+"""Estimated processing time of one job before any has been measured."""
+
+# Trigger
+POLL_INTERVAL_SECONDS = 2.0
+
+# Records
+RECORD_TTL_SECONDS = 30 * 24 * 3600
+"""How long Redis keeps a finished job's record; the database keeps it for good."""
+
+DEFAULT_USER = "local"
+"""The owner of every job when authentication is off."""
+
+# API
+API_HOST = "127.0.0.1"
+API_PORT = 8000
+REQUEST_BODY_LIMIT_BYTES = 64 * 1024

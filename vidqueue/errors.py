@@ -1,0 +1,83 @@
+"""The exceptions of vidqueue, all under one root.
+
+The API turns them into HTTP responses in one place (`api.errors`); the worker
+turns them into job states in one place (`processor.job`).
+"""
+
+
+class VidqueueError(Exception):
+    """Root of every error that vidqueue raises on purpose."""
+
+    code = "error"
+    status_code = 500
+
+
+class ConfigError(VidqueueError):
+    """Raised when a setting is missing or malformed."""
+
+    code = "config_error"
+
+
+class InvalidRequest(VidqueueError):
+    """Raised when a caller's request cannot be accepted as it is."""
+
+    code = "invalid_request"
+    status_code = 400
+
+
+class PayloadTooLarge(InvalidRequest):
+    """Raised when an upload is larger than the configured limit."""
+
+    code = "too_large"
+    status_code = 413
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """Raised when an upload's content type is not on the allow-list."""
+
+    code = "unsupported_media_type"
+    status_code = 415
+
+
+class JobNotFound(VidqueueError):
+    """Raised when a job id is unknown, or belongs to another user."""
+
+    code = "not_found"
+    status_code = 404
+
+
+class Conflict(VidqueueError):
+    """Raised when a job is not in a state that allows the request."""
+
+    code = "conflict"
+    status_code = 409
+
+
+class UploadMissing(Conflict):
+    """Raised when the client says an upload finished but storage has no object."""
+
+    code = "upload_missing"
+
+
+class StorageError(VidqueueError):
+    """Raised when object storage fails in a way that may pass (5xx, network)."""
+
+    code = "storage_unavailable"
+    status_code = 503
+
+
+class BadInput(VidqueueError):
+    """Raised when an uploaded file cannot be processed; retrying will not help.
+
+    Its message is the job's `failedReason`, so it must read well to a person.
+    """
+
+    code = "bad_input"
+    status_code = 422
+
+
+class TransientError(VidqueueError):
+    """Raised when processing failed for a reason that a retry may cure."""
+
+    code = "transient"
+    status_code = 503

@@ -1,0 +1,69 @@
+"""The RQ queue that video jobs wait in, and its figures."""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq import Callback, Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from vidqueue import defaults
+from vidqueue.settings import Settings
+
+logger = logging.getLogger("vidqueue.queue")
+
+FAILURE_CALLBACK = "processor.job.on_failure"
+
+
+def video_queue(redis: Redis) -> Queue:
+    """The `video-processing` queue on this Redis."""
+    return Queue(defaults.QUEUE_NAME, connection=redis)
+
+
+def enqueue_video(queue: Queue, job_id: str, settings: Settings) -> bool:
+    """Put the job on the queue, under its own id, at most once.
+
+    Returns False when an RQ job with that id already exists (a duplicate
+    announcement of the same upload), which is not an error.
+    """
+    try:
+        queue.enqueue(
+            defaults.JOB_FUNCTION,
+            job_id,
+            job_id=job_id,
+            unique=True,
+            retry=Retry(
+                max=len(defaults.RETRY_INTERVALS_SECONDS),
+                interval=list(defaults.RETRY_INTERVALS_SECONDS),
+            ),
+            job_timeout=settings.job_timeout_seconds,
+            result_ttl=defaults.RECORD_TTL_SECONDS,
+            failure_ttl=defaults.RECORD_TTL_SECONDS,
+            on_failure=Callback(FAILURE_CALLBACK),
+        )
+    except DuplicateJobError:
+        logger.info("job %s: already on the queue", job_id)
+        return False
+    logger.info("job %s: enqueued on %s", job_id, queue.name)
+    return True
+
+
+def requeue_video(queue: Queue, job_id: str, settings: Settings) -> bool:
+    """Enqueue a job again after it ended, replacing its finished RQ job."""
+    try:
+        old = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        old = None
+    if old is not None:
+        if old.get_status() in (JobStatus.QUEUED, JobStatus.STARTED):
+            return False
+        old.delete()
+    return enqueue_video(queue, job_id, settings)
+
+
+def queue_position(queue: Queue, job_id: str) -> int | None:
+    """How many jobs wait before this one (0: next), or None if it is not waiting."""
+    position = queue.connection.lpos(queue.key, job_id)
+    return None if position is None else int(position)

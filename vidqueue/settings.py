@@ -1,0 +1,127 @@
+"""Settings read from `VIDQUEUE_*` environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from vidqueue import defaults
+from vidqueue.errors import ConfigError
+
+PREFIX = "VIDQUEUE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a vidqueue process needs to know, with working local defaults.
+
+    Each field is read from `VIDQUEUE_<FIELD NAME IN CAPITALS>`. Unset connection
+    settings (`redis_url`, `s3_endpoint`) mean "the local system starts its own".
+    """
+
+    redis_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str = defaults.S3_REGION
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    upload_bucket: str = defaults.UPLOAD_BUCKET
+    output_bucket: str = defaults.OUTPUT_BUCKET
+    public_base_url: str | None = None
+    database_url: str | None = None
+    supabase_url: str | None = None
+    supabase_service_key: str | None = None
+    auth_mode: str = "none"
+    jwt_secret: str | None = None
+    jwks_url: str | None = None
+    api_keys: str | None = None
+    hook_secret: str | None = None
+    api_host: str = defaults.API_HOST
+    api_port: int = defaults.API_PORT
+    api_url: str | None = None
+    max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
+    max_duration_seconds: float = defaults.MAX_DURATION_SECONDS
+    concurrency: int = defaults.CONCURRENCY
+    presign_expiry_seconds: int = defaults.PRESIGN_EXPIRY_SECONDS
+    poll_interval_seconds: float = defaults.POLL_INTERVAL_SECONDS
+    job_timeout_seconds: int = defaults.JOB_TIMEOUT_SECONDS
+    data_dir: Path = field(default_factory=lambda: Path(".vidqueue"))
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    @classmethod
+    def from_env(
+        cls, environ: dict[str, str] | None = None, env_file: str | Path | None = ".env"
+    ) -> Settings:
+        """Build settings from the environment, falling back to `env_file`.
+
+        Variables already in the environment win over the file, as with most
+        twelve-factor tools. Raises `ConfigError` naming any malformed value.
+        """
+        values: dict[str, str | None] = {}
+        if env_file and Path(env_file).is_file():
+            values.update(dotenv_values(env_file))
+        values.update(os.environ if environ is None else environ)
+
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            raw = values.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            kwargs[f.name] = _convert(f.name, raw, f.type)
+        settings = cls(**kwargs)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise `ConfigError` for values that cannot work together."""
+        if self.auth_mode not in ("none", "apikey", "jwt"):
+            mode = self.auth_mode
+            raise ConfigError(
+                f"VIDQUEUE_AUTH_MODE must be none, apikey or jwt, not {mode!r}"
+            )
+        if self.concurrency < 1:
+            raise ConfigError("VIDQUEUE_CONCURRENCY must be at least 1")
+        if self.max_upload_bytes < 1:
+            raise ConfigError("VIDQUEUE_MAX_UPLOAD_BYTES must be positive")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("VIDQUEUE_LOG_FORMAT must be text or json")
+
+    def to_env(self) -> dict[str, str]:
+        """The `VIDQUEUE_*` variables that give a child process these settings."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[PREFIX + f.name.upper()] = str(value)
+        return env
+
+    def replace(self, **changes) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the API."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+def _convert(name: str, raw: str, annotation: str) -> object:
+    kind = annotation.replace(" | None", "")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{PREFIX}{name.upper()} must be a number, not {raw!r}"
+        ) from None
+    if kind == "Path":
+        return Path(raw)
+    return raw
