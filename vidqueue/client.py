@@ -25,6 +25,10 @@ class ApiError(VidqueueError):
         super().__init__(f"API answered {status}: {detail}")
 
 
+class ApiUnreachable(VidqueueError):
+    """Raised when nothing answers at the API's address."""
+
+
 class Client:
     """Talks to a vidqueue API at `base_url`."""
 
@@ -35,6 +39,15 @@ class Client:
     def close(self) -> None:
         """Close the connections."""
         self.http.close()
+
+    def _send(self, method: str, path: str, **kwargs) -> dict:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(
+                f"cannot reach the API at {self.http.base_url}: {exc}"
+            ) from None
+        return self._json(response)
 
     def _json(self, response: httpx.Response) -> dict:
         try:
@@ -53,7 +66,7 @@ class Client:
             "contentType": content_type or guessed or "application/octet-stream",
             "size": path.stat().st_size,
         }
-        return self._json(self.http.post("/uploads", json=body))
+        return self._send("POST", "/uploads", json=body)
 
     def put_object(
         self, ticket: dict, path: Path, on_bytes: Callable[[int], None] | None = None
@@ -81,15 +94,15 @@ class Client:
 
     def complete(self, job_id: str) -> dict:
         """Tell the API that the PUT finished."""
-        return self._json(self.http.post(f"/uploads/{job_id}/complete"))
+        return self._send("POST", f"/uploads/{job_id}/complete")
 
     def status(self, job_id: str) -> dict:
         """The job's status."""
-        return self._json(self.http.get(f"/status/{job_id}"))
+        return self._send("GET", f"/status/{job_id}")
 
     def queue_info(self) -> dict:
         """The queue's figures."""
-        return self._json(self.http.get("/queue-info"))
+        return self._send("GET", "/queue-info")
 
     def upload(self, path: Path, on_bytes: Callable[[int], None] | None = None) -> dict:
         """The whole upload: ticket, PUT, complete. Returns the job's status."""

@@ -14,6 +14,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+
+import httpx
 
 from vidqueue import services
 from vidqueue.services import Service
@@ -64,6 +67,21 @@ class LocalSystem:
             self.roles[role] = subprocess.Popen(command, env=env)
             logger.info("%s started (pid %d)", role, self.roles[role].pid)
 
+    def wait_until_serving(self, timeout_s: float = 60) -> bool:
+        """Wait until the API answers `/healthz`; False if a role died first."""
+        deadline = time.monotonic() + timeout_s
+        url = f"{self.settings.base_url}/healthz"
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            if any(p.poll() is not None for p in self.roles.values()):
+                return False
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        return False
+
     def watch(self) -> int:
         """Wait until asked to stop or until a role exits; returns the exit code."""
         while not self.stopping.wait(0.5):
@@ -104,6 +122,9 @@ def run_dev(settings: Settings) -> int:
     try:
         settings = system.start_services()
         system.start_roles()
+        if not system.wait_until_serving():
+            logger.error("the API did not start; see the lines above")
+            return 1
         print(
             f"vidqueue is running at {settings.base_url}/  (Ctrl-C stops it)",
             flush=True,
