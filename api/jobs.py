@@ -75,6 +75,8 @@ def create_upload(
 def find_job(ctx: Context, user_id: str, job_id: str) -> JobRecord:
     """The caller's job, or `JobNotFound` (also for other users' jobs)."""
     record = ctx.records.get(job_id) if looks_like_job_id(job_id) else None
+    if record is None and ctx.durable is not None and looks_like_job_id(job_id):
+        record = ctx.durable.fetch(job_id)  # Redis forgot it; the database did not
     if record is None or record.user_id != user_id:
         raise JobNotFound(f"no job {job_id!r}")
     return record

@@ -43,11 +43,17 @@ def cmd_poller(settings: Settings, args: argparse.Namespace) -> int:
     """Find uploads that arrived without a complete call."""
     from handlers.poller import run_poller
     from vidqueue.context import Context
+    from vidqueue.durable import start_background
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    run_poller(Context(settings), stop)
+    ctx = Context(settings)
+    # With a database: the outbox pump and the reconcile run beside the poller.
+    background = start_background(ctx, stop)
+    run_poller(ctx, stop)
+    for thread in background:
+        thread.join(timeout=10)
     return 0
 
 
@@ -125,6 +131,28 @@ def cmd_queue_info(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply the database migrations to VIDQUEUE_DATABASE_URL."""
+    from vidqueue.migrate import MIGRATIONS_DIR, migrate
+
+    if not settings.database_url:
+        print("vidqueue: set VIDQUEUE_DATABASE_URL to migrate", file=sys.stderr)
+        return 2
+    applied = migrate(settings.database_url, Path(args.dir or MIGRATIONS_DIR))
+    print(f"applied {len(applied)} migrations", *applied, sep="\n  ")
+    return 0
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild in Redis the unfinished jobs it lost, from the database."""
+    from vidqueue.context import Context
+    from vidqueue.durable.reconcile import reconcile
+
+    restored = reconcile(Context(settings))
+    print(f"rebuilt {len(restored)} jobs", *restored, sep="\n  ")
+    return 0
+
+
 class Bar:
     """A one-line progress bar on stderr."""
 
@@ -188,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("queue-info", help=cmd_queue_info.__doc__)
     info.set_defaults(func=cmd_queue_info)
+
+    migrate = commands.add_parser("migrate", help=cmd_migrate.__doc__)
+    migrate.add_argument("--dir", help="the folder of NNNN_name.sql files")
+    migrate.set_defaults(func=cmd_migrate)
+    reconcile = commands.add_parser("reconcile", help=cmd_reconcile.__doc__)
+    reconcile.set_defaults(func=cmd_reconcile)
 
     for sub in (submit, status, info):
         sub.add_argument("--api", help="the API's base URL (default: VIDQUEUE_API_URL)")

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from redis import Redis
 
+from vidqueue.durable import StatusSink, durable_configured, open_sink
 from vidqueue.queue import video_queue
 from vidqueue.records import RecordStore
 from vidqueue.settings import Settings
@@ -39,8 +40,13 @@ class Context:
 
     @cached_property
     def records(self) -> RecordStore:
-        """Job records in Redis."""
-        return RecordStore(self.redis)
+        """Job records in Redis, feeding the outbox when a database is configured."""
+        return RecordStore(self.redis, outbox=durable_configured(self.settings))
+
+    @cached_property
+    def durable(self) -> StatusSink | None:
+        """The durable record in the database, or None when none is configured."""
+        return open_sink(self.settings)
 
     @cached_property
     def queue(self):

@@ -76,6 +76,33 @@ RECORD_TTL_SECONDS = 30 * 24 * 3600
 DEFAULT_USER = "local"
 """The owner of every job when authentication is off."""
 
+# Durable record (the `videos` table in Postgres / Supabase)
+OUTBOX_KEY = f"{KEY_PREFIX}:outbox"
+"""Stream of job record snapshots, one entry per change, in the order of the
+changes; its format is described in `vidqueue.durable.outbox`."""
+OUTBOX_GROUP = "durable-record"
+"""The consumer group of the pumps that write the outbox to the database."""
+OUTBOX_BATCH_ENTRIES = 1000
+"""Most outbox entries one pump reads, coalesces and writes at once."""
+OUTBOX_FLUSH_INTERVAL_SECONDS = 1.0
+"""Least time between two writes of one pump: changes of a job in between
+(progress, mostly) become one row write."""
+OUTBOX_RETRY_MAX_SECONDS = 30.0
+"""Longest wait between two write attempts while the database is down."""
+OUTBOX_CLAIM_IDLE_SECONDS = 60.0
+"""Entries read by a pump and not acknowledged for this long are taken over by
+another pump (the first one died)."""
+OUTBOX_FORGET_CONSUMER_SECONDS = 24 * 3600
+"""A pump idle this long with nothing pending is dropped from the group."""
+RECONCILE_INTERVAL_SECONDS = 300.0
+"""How often the poller rebuilds records that Redis lost, besides at start."""
+RECONCILE_LOCK_KEY = f"{KEY_PREFIX}:reconcile-lock"
+"""Lock that lets one reconcile run at a time across pollers."""
+DATABASE_TABLE = "videos"
+DATABASE_TIMEOUT_SECONDS = 5.0
+"""How long a database call waits for a connection or an answer."""
+DATABASE_POOL_SIZE = 4
+
 # API
 API_HOST = "127.0.0.1"
 API_PORT = 8000

@@ -66,6 +66,25 @@ class StorageError(VidqueueError):
     status_code = 503
 
 
+class DatabaseUnavailable(VidqueueError):
+    """Raised when the durable record's database cannot be reached or answer."""
+
+    code = "database_unavailable"
+    status_code = 503
+
+
+class RecordRejected(VidqueueError):
+    """Raised when the database refuses a job record's values (not an outage)."""
+
+    code = "record_rejected"
+
+
+class MigrationFailed(VidqueueError):
+    """Raised when a migration's SQL fails; that migration is rolled back."""
+
+    code = "migration_failed"
+
+
 class BadInput(VidqueueError):
     """Raised when an uploaded file cannot be processed; retrying will not help.
 

@@ -5,6 +5,10 @@ the current state, writes the fields, keeps the per-state counts and the set of
 pending uploads in step, bumps the record's `version` and announces the change,
 so two processes asking for the same move (two pollers, a poller and the
 client's complete call) cannot both make it.
+
+With the outbox on, the same atomic step also appends the whole record, as it
+is after the change, to the outbox stream (`vidqueue.durable.outbox` describes
+its format), from which the durable record in the database is written.
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-# KEYS: job key, state counts, uploading set, channel
+# KEYS: job key, state counts, uploading set, channel[, outbox stream]
 # ARGV: job id, allowed current states (comma-separated, empty: any non-final),
 #       new state (empty: keep), record ttl seconds, then field/value pairs
 _CHANGE_SCRIPT = """
@@ -142,15 +146,24 @@ if new_state ~= '' and new_state ~= current then
   end
 end
 redis.call('PUBLISH', KEYS[4], new_state ~= '' and new_state or current)
+if KEYS[5] then
+  redis.call('XADD', KEYS[5], '*', unpack(redis.call('HGETALL', KEYS[1])))
+end
 return {1, current}
 """
 
 
 class RecordStore:
-    """Job records in one Redis database."""
+    """Job records in one Redis database.
 
-    def __init__(self, redis: Redis):
+    With `outbox` on, every change (and every new record) also appends the
+    record's new snapshot to the outbox stream, in the same atomic step; leave
+    it off when nothing consumes the stream, so that it does not grow.
+    """
+
+    def __init__(self, redis: Redis, outbox: bool = False):
         self.redis = redis
+        self.outbox_key = defaults.OUTBOX_KEY if outbox else None
         self._change = redis.register_script(_CHANGE_SCRIPT)
 
     def create(self, record: JobRecord) -> None:
@@ -164,6 +177,8 @@ class RecordStore:
                 pipe.zadd(defaults.UPLOADING_KEY, {record.id: score})
             user_key = defaults.USER_JOBS_KEY_TEMPLATE.format(user_id=record.user_id)
             pipe.zadd(user_key, {record.id: score})
+            if self.outbox_key:
+                pipe.xadd(self.outbox_key, record.to_redis())
             pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -209,6 +224,8 @@ class RecordStore:
             defaults.UPLOADING_KEY,
             defaults.CHANNEL_TEMPLATE.format(job_id=job_id),
         ]
+        if self.outbox_key:
+            keys.append(self.outbox_key)
         argv = [job_id, ",".join(from_states), to_state]
         argv += [defaults.RECORD_TTL_SECONDS, *pairs]
         done, _previous = self._change(keys=keys, args=argv)
