@@ -3,7 +3,10 @@
 `vidqueue dev` starts redis-server and an S3 server (moto's) unless
 `VIDQUEUE_REDIS_URL` / `VIDQUEUE_S3_ENDPOINT` point elsewhere, creates the
 buckets, then runs the API, the poller and the worker as child processes until
-Ctrl-C or SIGTERM, when it stops all of them, newest first.
+Ctrl-C or SIGTERM, when it stops all of them, newest first. Unless a database
+is configured, it also starts Postgres, where installed, with the migrations
+applied, for the durable record (`vidqueue.durable.local` says where its
+cluster lives).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 import httpx
 
 from vidqueue import services
+from vidqueue.durable import durable_configured
+from vidqueue.durable.local import start_local_database
 from vidqueue.services import Service
 from vidqueue.settings import Settings
 from vidqueue.storage import Storage
@@ -55,6 +60,11 @@ class LocalSystem:
                 s3_access_key=self.settings.s3_access_key or LOCAL_S3_KEY,
                 s3_secret_key=self.settings.s3_secret_key or LOCAL_S3_SECRET,
             )
+        if not durable_configured(self.settings):
+            postgres = start_local_database(data_dir)
+            if postgres is not None:
+                self.services.append(postgres)
+                changes["database_url"] = postgres.url
         self.settings = self.settings.replace(**changes)
         Storage(self.settings).ensure_buckets()
         return self.settings
