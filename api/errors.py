@@ -32,7 +32,10 @@ def vidqueue_error(request: Request, exc: VidqueueError) -> Response:
     """A vidqueue error: its own code, status and message."""
     if exc.status_code >= 500:
         logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    return Response(_body(exc.code, str(exc)), status_code=exc.status_code)
+    headers = getattr(exc, "headers", None)
+    return Response(
+        _body(exc.code, str(exc)), status_code=exc.status_code, headers=headers
+    )
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response:

@@ -16,6 +16,8 @@ from multipart import MultipartSegment, ParserError, PushMultipartParser
 
 from api.deps import ContextDep, UserDep
 from api.jobs import check_upload_request, create_upload, status_of
+from api.limits import release_upload, reserve_upload
+from api.metrics import UPLOAD_BYTES
 from api.schemas import LegacyUploadAnswer
 from handlers.trigger import Outcome, check_upload
 from vidqueue.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -41,14 +43,15 @@ async def legacy_upload(
     """Accept one video as a `multipart/form-data` file field (any field name)."""
     boundary = _boundary(request.headers.get("content-type", ""))
     job_id = new_job_id()
+    await to_thread.run_sync(reserve_upload, ctx, user, job_id)
     upload = _StreamedFile(ctx, user, job_id)
     try:
         await upload.receive(request, boundary)
+        record = await to_thread.run_sync(upload.finish)
     except BaseException:
         await to_thread.run_sync(upload.abort)
         raise
 
-    record = await to_thread.run_sync(upload.finish)
     outcome = await to_thread.run_sync(check_upload, ctx, job_id)
     if outcome is not Outcome.ENQUEUED:
         logger.warning("job %s: form upload not enqueued: %s", job_id, outcome.value)
@@ -123,10 +126,12 @@ class _StreamedFile:
         record = create_upload(
             self.ctx, self.user, self.filename, self.content_type, size, self.job_id
         )
+        UPLOAD_BYTES.observe(size)
         logger.info("job %s: form upload stored (%d bytes)", self.job_id, size)
         return record
 
     def abort(self) -> None:
+        release_upload(self.ctx, self.user, self.job_id)
         if self.writer is not None:
             self.writer.abort()
 

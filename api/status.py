@@ -1,18 +1,21 @@
-"""Job status, queue figures and health."""
+"""Job status: one job, the caller's recent jobs, and queue figures."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
+from litestar.params import QueryParameter
 from rq import Worker
 
 from api.deps import ContextDep, UserDep
-from api.jobs import find_job, status_of
-from api.schemas import JobStatus, QueueInfo
+from api.jobs import find_job, recent_jobs, status_of
+from api.schemas import JobList, JobStatus, QueueInfo
 from api.uploads import JobId
 
 
 class StatusController(Controller):
-    """`GET /status/{jobId}`, `GET /queue-info` and `GET /healthz`."""
+    """`GET /status/{jobId}`, `GET /jobs` and `GET /queue-info`."""
 
     tags = ("status",)
 
@@ -20,6 +23,18 @@ class StatusController(Controller):
     def status(self, ctx: ContextDep, user: UserDep, job_id: JobId) -> JobStatus:
         """The job's state, progress, result or failure reason, and queue position."""
         return status_of(ctx, find_job(ctx, user, job_id))
+
+    @get("/jobs", sync_to_thread=True)
+    def jobs(
+        self,
+        ctx: ContextDep,
+        user: UserDep,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=100, description="How many jobs, at most")
+        ] = 20,
+    ) -> JobList:
+        """The caller's most recent jobs, newest first, with their status."""
+        return JobList(jobs=recent_jobs(ctx, user, limit))
 
     @get("/queue-info", sync_to_thread=True)
     def queue_info(self, ctx: ContextDep) -> QueueInfo:
@@ -49,8 +64,3 @@ class StatusController(Controller):
                 "realtimeFactor": round(speed, 3),
             },
         )
-
-    @get("/healthz", sync_to_thread=False)
-    def healthz(self) -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
