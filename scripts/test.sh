@@ -8,6 +8,7 @@ VENV="${VIDQUEUE_VENV:-$ROOT/.venv}"
 cd "$ROOT"
 
 VIDQUEUE_WITH_BROWSER="${VIDQUEUE_WITH_BROWSER:-1}" bash scripts/bootstrap.sh
+if [[ -z "${VIDQUEUE_TF_PLUGIN_DIR:-}" ]]; then mirror="$(find / -maxdepth 4 -type d -name registry.terraform.io -not -path '*/.terraform/*' 2>/dev/null | head -1 || true)"; [[ -z "$mirror" ]] || export VIDQUEUE_TF_PLUGIN_DIR="${mirror%/*}"; fi  # offline terraform providers
 
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
