@@ -8,6 +8,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from api.auth import current_user
+from api.control import ControlController
 from api.errors import EXCEPTION_HANDLERS
 from api.legacy import legacy_upload
 from api.status import StatusController
@@ -24,7 +25,12 @@ def create_app(ctx: Context | None = None) -> Litestar:
         return ctx
 
     return Litestar(
-        route_handlers=[UploadController, StatusController, legacy_upload],
+        route_handlers=[
+            UploadController,
+            StatusController,
+            ControlController,
+            legacy_upload,
+        ],
         dependencies={
             "ctx": Provide(provide_context, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),

@@ -54,8 +54,13 @@ def create_upload(
     content_type: str,
     size: int,
     job_id: str | None = None,
+    profile: str | None = None,
 ) -> JobRecord:
-    """Create the record of a new upload in state `uploading`."""
+    """Create the record of a new upload in state `uploading`.
+
+    Raises `InvalidRequest` for a profile the deployment does not offer.
+    """
+    profile = ctx.profiles.get(profile).name
     job_id = job_id or new_job_id()
     expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.presign_expiry_seconds)
     record = JobRecord(
@@ -66,6 +71,7 @@ def create_upload(
         filename=filename[: defaults.MAX_FILENAME_CHARS],
         content_type=content_type,
         size_bytes=size,
+        profile=profile,
         upload_expires_at=_iso(expires),
     )
     ctx.records.create(record)

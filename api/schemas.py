@@ -13,6 +13,8 @@ class UploadRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=False)
     filename: str
     content_type: str
     size: int
+    profile: str | None = None
+    """The encoding profile (`default`, `hls`, `mp4` or one configured)."""
 
 
 class UploadTicket(msgspec.Struct, rename="camel"):

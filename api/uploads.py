@@ -38,7 +38,9 @@ class UploadController(Controller):
         content_type = check_upload_request(
             ctx, data.filename, data.content_type, data.size
         )
-        record = create_upload(ctx, user, data.filename, content_type, data.size)
+        record = create_upload(
+            ctx, user, data.filename, content_type, data.size, profile=data.profile
+        )
         request = ctx.storage.presign_put(
             record.source_key, content_type, data.size,
             ctx.settings.presign_expiry_seconds,

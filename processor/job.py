@@ -1,10 +1,11 @@
 """The RQ job: probe -> transcode -> publish -> complete, or fail, or retry.
 
 The queue names `process_video` by path, so the API and the trigger never
-import this package. Failures become job states in exactly two places:
-`process_video` fails bad input at once (a retry cannot help), and
-`on_failure` (RQ's failure callback, also called for jobs whose worker died)
-decides between another attempt and `failed` for everything else.
+import this package. Failures become job states in two places only:
+`process_video` fails bad input at once (a retry cannot help) and stops
+quietly on cancellation; `on_failure` (RQ's failure callback, also called for
+jobs whose worker died) chooses between another attempt and `failed` for
+everything else.
 """
 
 from __future__ import annotations
@@ -13,24 +14,33 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from rq import get_current_job
 
-from processor.probe import probe
-from processor.transcode import mp4_command, run_ffmpeg
+from processor.probe import MediaInfo, probe
+from processor.publish import publish_folder
+from processor.transcode import (
+    Watch,
+    hls_command,
+    mp4_command,
+    poster_command,
+    run_ffmpeg,
+)
 from vidqueue import defaults
 from vidqueue.context import Context
-from vidqueue.errors import BadInput, VidqueueError
+from vidqueue.errors import BadInput, InvalidRequest, JobCancelled, VidqueueError
 from vidqueue.keys import output_prefix
+from vidqueue.profiles import Profile
 from vidqueue.records import JobRecord, utcnow
 
 logger = logging.getLogger("vidqueue.worker")
 
-# Share of the 0-100 progress scale that each stage ends at.
+# Where each part of the job ends on the 0-100 progress scale.
 PROBED_AT = 5
-TRANSCODED_AT = 95
+ENCODED_AT = 90
 
 
 @cache
@@ -51,33 +61,41 @@ class Progress:
         self.job_id = job_id
         self.last_write = 0.0
         self.last_value = -1
+        self.stage = ""
 
-    def report(self, percent: float, stage: str, force: bool = False) -> None:
-        """Record `percent` (0-100) in `stage`, unless a write happened just now."""
+    def report(self, percent: float, stage: str) -> None:
+        """Record `percent` (0-100) in `stage`, unless a write happened just now.
+
+        A new stage is always written, so every stage shows at least once.
+        """
         value = int(max(0, min(percent, 100)))
         now = time.monotonic()
-        if not force and (
-            value == self.last_value
-            or now - self.last_write < defaults.PROGRESS_WRITE_INTERVAL_SECONDS
-        ):
+        new_stage = stage != self.stage
+        too_soon = now - self.last_write < defaults.PROGRESS_WRITE_INTERVAL_SECONDS
+        if not new_stage and (value <= self.last_value or too_soon):
             return
         self.ctx.records.update(
             self.job_id, only_in=("active",), progress=value, stage=stage
         )
-        self.last_write, self.last_value = now, value
+        self.last_write, self.last_value, self.stage = now, value, stage
+
+    def span(self, start: float, end: float, stage: str):
+        """A callback mapping a fraction (0.0-1.0) of one step onto `start`-`end`."""
+        return lambda done: self.report(start + (end - start) * done, stage)
 
 
 def process_video(job_id: str) -> dict | None:
-    """Turn one uploaded video into the default profile's MP4.
+    """Run one job through its profile; returns its result.
 
-    Returns the job's result, or None when the job was not runnable (cancelled
-    meanwhile, or its record is gone).
+    Returns None when the job was not runnable (cancelled meanwhile, its
+    record gone), was cancelled while running, or failed on bad input.
     """
     ctx = _context()
     worker = _worker_name()
     record = ctx.records.get(job_id)
-    if record is None:
-        logger.warning("job %s: no record, nothing to do (worker %s)", job_id, worker)
+    if record is None or record.state not in ("waiting", "active"):
+        state = record.state if record else "unknown"
+        logger.info("job %s: is %s, not run (worker %s)", job_id, state, worker)
         return None
 
     attempts = ctx.records.increment_attempts(job_id)
@@ -86,71 +104,196 @@ def process_video(job_id: str) -> dict | None:
         stage="probing", progress=0, started_at=utcnow(), failed_reason="",
     )  # fmt: skip
     if not started:
-        logger.info("job %s: is %s, not run (worker %s)", job_id, record.state, worker)
         return None
     logger.info("job %s: started, attempt %d (worker %s)", job_id, attempts, worker)
 
     try:
-        return _run(ctx, record)
+        return Pipeline(ctx, record, worker).run()
     except BadInput as exc:
         fail(ctx, job_id, str(exc))
         logger.info("job %s: failed: %s (worker %s)", job_id, exc, worker)
-        return None
+    except JobCancelled:
+        removed = ctx.storage.delete_prefix(
+            ctx.storage.output_bucket, output_prefix(record.user_id, job_id)
+        )
+        logger.info(
+            "job %s: cancelled, %d outputs removed (worker %s)", job_id, removed, worker
+        )
+    return None
 
 
-def _run(ctx: Context, record: JobRecord) -> dict:
-    began = time.monotonic()
-    progress = Progress(ctx, record.id)
-    source = ctx.storage.presign_get(
-        record.source_bucket, record.source_key, ctx.settings.job_timeout_seconds
-    )
+@dataclass
+class Pipeline:
+    """The steps of one job, in order: check, probe, encode, publish, complete."""
 
-    info = probe(source, ctx.settings.max_duration_seconds)
-    progress.report(PROBED_AT, "transcoding", force=True)
-    logger.debug(
-        "job %s: probed %s, %.1f s", record.id, info.format_name, info.duration
-    )
+    ctx: Context
+    record: JobRecord
+    worker: str
 
-    with tempfile.TemporaryDirectory(prefix=f"vidqueue-{record.id}-") as workdir:
-        output = Path(workdir) / "video.mp4"
-        command = mp4_command(source, info, output, threads=_ffmpeg_threads(ctx))
-        span = TRANSCODED_AT - PROBED_AT
-        run_ffmpeg(
-            command,
-            info.duration,
-            lambda done: progress.report(PROBED_AT + span * done, "transcoding"),
-            timeout_s=_hard_limit_s(info.duration),
+    def run(self) -> dict:
+        """Produce and publish the profile's outputs; complete the job."""
+        began = time.monotonic()
+        settings = self.ctx.settings
+        try:
+            profile = self.ctx.profiles.get(self.record.profile)
+        except InvalidRequest as exc:
+            raise BadInput(str(exc)) from None
+        progress = Progress(self.ctx, self.record.id)
+        self.check_object()
+
+        with tempfile.TemporaryDirectory(prefix=f"vidqueue-{self.record.id}-") as tmp:
+            work = Path(tmp)
+            source = self.source(work)
+            info = probe(source, settings.max_duration_seconds)
+            logger.debug(
+                "job %s: probed %s, %.1f s, %dx%d", self.record.id,
+                info.format_name, info.duration, info.width, info.height,
+            )  # fmt: skip
+            outputs = work / "out"
+            outputs.mkdir()
+            progress.report(PROBED_AT, "transcoding")
+            renditions = self.encode(source, info, profile, outputs, progress)
+
+            progress.report(ENCODED_AT, "publishing")
+            prefix = output_prefix(self.record.user_id, self.record.id)
+            publish_folder(self.ctx.storage, outputs, prefix)
+            result = self.result(info, profile, outputs, prefix, renditions)
+
+        self.complete(result)
+        elapsed = time.monotonic() - began
+        self.ctx.records.record_throughput(info.duration, elapsed)
+        logger.info(
+            "job %s: completed in %.1f s (%.1f s of video, profile %s, worker %s)",
+            self.record.id, elapsed, info.duration, profile.name, self.worker,
+        )  # fmt: skip
+        return result
+
+    def check_object(self) -> None:
+        """Refuse an object that vanished or is not the size the client declared."""
+        record = self.record
+        found = self.ctx.storage.head(record.source_bucket, record.source_key)
+        if found is None:
+            raise BadInput("upload missing: the uploaded file is no longer in storage")
+        if found.size != record.size_bytes:
+            raise BadInput(
+                f"upload size mismatch: the object is {found.size} bytes, "
+                f"but {record.size_bytes} bytes were declared"
+            )
+
+    def source(self, work: Path) -> str:
+        """Where ffmpeg reads the source: a presigned GET, or a local download."""
+        record = self.record
+        if self.ctx.settings.source_read == "download":
+            path = work / "source"
+            self.ctx.storage.download_file(
+                record.source_bucket, record.source_key, path
+            )
+            return str(path)
+        return self.ctx.storage.presign_get(
+            record.source_bucket,
+            record.source_key,
+            self.ctx.settings.job_timeout_seconds,
         )
 
-        progress.report(TRANSCODED_AT, "publishing", force=True)
-        key = output_key(record)
-        ctx.storage.upload_file(output, key, "video/mp4")
-        size = output.stat().st_size
+    def encode(
+        self,
+        source: str,
+        info: MediaInfo,
+        profile: Profile,
+        outputs: Path,
+        progress: Progress,
+    ) -> list[dict]:
+        """Run the profile's ffmpeg commands; returns the HLS renditions made."""
+        threads = _ffmpeg_threads(self.ctx.settings.concurrency)
+        ladder = profile.ladder_for(info.height)
+        steps = []
+        if profile.mp4:
+            command = mp4_command(source, info, outputs / "video.mp4", profile, threads)
+            steps.append(("transcoding", command, 1.0))
+        if ladder:
+            (outputs / "hls").mkdir()
+            command = hls_command(
+                source, info, outputs / "hls", profile, ladder, threads
+            )
+            steps.append(("transcoding", command, 1.0 + 0.5 * len(ladder)))
+        if profile.poster:
+            command = poster_command(source, info, outputs / "poster.jpg")
+            steps.append(("poster", command, 0.05))
 
-    result = {
-        "video_url": ctx.storage.output_url(key),
-        "video_key": key,
-        "duration": round(info.duration, 3),
-        "width": info.width - info.width % 2,
-        "height": info.height - info.height % 2,
-        "size_bytes": size,
-    }
-    elapsed = time.monotonic() - began
-    ctx.records.transition(
-        record.id, "completed", ("active",),
-        progress=100, stage="", result=result, finished_at=utcnow(),
-    )  # fmt: skip
-    ctx.records.record_throughput(info.duration, elapsed)
-    logger.info(
-        "job %s: completed in %.1f s (%.1f s of video, worker %s)",
-        record.id, elapsed, info.duration, _worker_name(),
-    )  # fmt: skip
-    return result
+        total = sum(weight for _, _, weight in steps)
+        start = PROBED_AT
+        for stage, command, weight in steps:
+            end = start + (ENCODED_AT - PROBED_AT) * weight / total
+            progress.report(start, stage)
+            run_ffmpeg(
+                command,
+                info.duration,
+                progress.span(start, end, stage),
+                self.watch(info),
+            )
+            start = end
+        return [
+            {"name": r.name, "height": r.height, "bitrate_kbps": r.video_kbps}
+            for r in ladder
+        ]
 
+    def watch(self, info: MediaInfo) -> Watch:
+        """The limits of one ffmpeg run of this job."""
+        settings = self.ctx.settings
+        job_id = self.record.id
+        return Watch(
+            stall_s=settings.stall_timeout_seconds,
+            limit_s=max(600.0, info.duration * settings.time_limit_factor),
+            cancelled=lambda: self.ctx.records.state_of(job_id) != "active",
+        )
 
-def output_key(record: JobRecord) -> str:
-    """Where the job's MP4 goes; fixed per job so a rerun overwrites it."""
-    return output_prefix(record.user_id, record.id) + "video.mp4"
+    def result(
+        self,
+        info: MediaInfo,
+        profile: Profile,
+        outputs: Path,
+        prefix: str,
+        renditions: list[dict],
+    ) -> dict:
+        """The job's result: where its outputs are and what they hold."""
+        storage = self.ctx.storage
+        result: dict = {"profile": profile.name, "duration": round(info.duration, 3)}
+        if profile.mp4:
+            mp4 = outputs / "video.mp4"
+            made = probe(str(mp4), float("inf"))
+            result.update(
+                video_url=storage.output_url(prefix + "video.mp4"),
+                width=made.width,
+                height=made.height,
+                size_bytes=mp4.stat().st_size,
+            )
+        if renditions:
+            hls_url = storage.output_url(prefix + "hls/master.m3u8")
+            result["hls_url"] = hls_url
+            result.setdefault("video_url", hls_url)
+            result.setdefault("width", info.width - info.width % 2)
+            result.setdefault("height", renditions[0]["height"])
+            result.setdefault(
+                "size_bytes",
+                sum(
+                    p.stat().st_size
+                    for p in (outputs / "hls").rglob("*")
+                    if p.is_file()
+                ),
+            )
+            result["renditions"] = renditions
+        if profile.poster:
+            result["poster_url"] = storage.output_url(prefix + "poster.jpg")
+        return result
+
+    def complete(self, result: dict) -> None:
+        """Move the job to `completed`; a job cancelled meanwhile stays cancelled."""
+        done = self.ctx.records.transition(
+            self.record.id, "completed", ("active",),
+            progress=100, stage="", result=result, finished_at=utcnow(),
+        )  # fmt: skip
+        if not done:
+            raise JobCancelled("the job was cancelled while publishing")
 
 
 def fail(ctx: Context, job_id: str, reason: str) -> bool:
@@ -185,23 +328,18 @@ def on_failure(job, connection, exc_type, exc_value, traceback) -> None:
 
 
 def _reason(exc_type, exc_value) -> str:
-    if exc_type is not None and exc_type.__name__ == "AbandonedJobError":
+    name = exc_type.__name__ if exc_type else "error"
+    if name == "AbandonedJobError":
         return "the worker stopped while processing the video"
-    if exc_type is not None and exc_type.__name__ == "JobTimeoutException":
+    if name == "JobTimeoutException":
         return "processing took longer than the time limit"
     if isinstance(exc_value, VidqueueError):
         return str(exc_value)
-    name = exc_type.__name__ if exc_type else "error"
     return f"internal error while processing ({name})"
 
 
-def _ffmpeg_threads(ctx: Context) -> int:
+def _ffmpeg_threads(concurrency: int) -> int:
     # 0 lets ffmpeg use every core; with several jobs at once, share the cores.
-    if ctx.settings.concurrency <= 1:
+    if concurrency <= 1:
         return 0
-    return max(1, (os.cpu_count() or 1) // ctx.settings.concurrency)
-
-
-def _hard_limit_s(duration_s: float) -> float:
-    # Generous: ten times slower than real time, never under ten minutes.
-    return max(600.0, duration_s * 10)
+    return max(1, (os.cpu_count() or 1) // concurrency)

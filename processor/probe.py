@@ -145,4 +145,6 @@ def _probe_failure(stderr: str) -> Exception:
     last = message[-1] if message else "unknown error"
     if any(word in last for word in ("Connection", "Server returned 5", "timed out")):
         return TransientError(f"could not read the source: {last}")
+    if "Picture size" in stderr:
+        return BadInput("video too large: the picture size is invalid")
     return BadInput("not a video: the file could not be read as a video")

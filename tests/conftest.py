@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rq import Worker
 
 from tests.media import make_clip
 from vidqueue import services
@@ -131,6 +135,44 @@ def run_worker(ctx: Context):
         worker.work(burst=True, with_scheduler=False)
 
     return run
+
+
+@pytest.fixture
+def worker_process(settings: Settings, tmp_path: Path):
+    """Start real `vidqueue worker` processes; all are stopped after the test.
+
+    Call it to start one (it returns the process); it waits until the worker
+    has registered with Redis.
+    """
+    started: list[subprocess.Popen] = []
+
+    def start(**changes) -> subprocess.Popen:
+        env = {**os.environ, **settings.replace(**changes).to_env()}
+        with (tmp_path / f"worker-{len(started)}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vidqueue.cli", "worker"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started.append(process)
+        ctx = Context(settings)
+        before = Worker.count(queue=ctx.queue)
+        deadline = time.monotonic() + 30
+        while Worker.count(queue=ctx.queue) <= before:
+            assert process.poll() is None, "the worker exited at start"
+            assert time.monotonic() < deadline, "the worker did not register"
+            time.sleep(0.05)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

@@ -59,24 +59,26 @@ def cmd_poller(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run video jobs, `VIDQUEUE_CONCURRENCY` at a time."""
-    from rq import Worker
     from rq.worker_pool import WorkerPool
 
     from vidqueue.context import Context
+    from vidqueue.queue import VideoWorker
 
     ctx = Context(settings)
     ctx.redis.ping()
+    level = settings.log_level.upper()
     if settings.concurrency > 1:
         pool = WorkerPool(
-            [ctx.queue], connection=ctx.redis, num_workers=settings.concurrency
+            [ctx.queue],
+            connection=ctx.redis,
+            num_workers=settings.concurrency,
+            worker_class=VideoWorker,
         )
-        pool.start(logging_level=settings.log_level.upper())
+        pool.start(logging_level=level)
         return 0
     name = f"{socket.gethostname()}.{os.getpid()}"
-    worker = Worker(
-        [ctx.queue], connection=ctx.redis, name=name, maintenance_interval=60
-    )
-    worker.work(with_scheduler=True, logging_level=settings.log_level.upper())
+    worker = VideoWorker([ctx.queue], connection=ctx.redis, name=name)
+    worker.work(with_scheduler=True, logging_level=level)
     return 0
 
 

@@ -8,6 +8,7 @@ from functools import cached_property
 from redis import Redis
 
 from vidqueue.durable import StatusSink, durable_configured, open_sink
+from vidqueue.profiles import Profiles
 from vidqueue.queue import video_queue
 from vidqueue.records import RecordStore
 from vidqueue.settings import Settings
@@ -52,6 +53,11 @@ class Context:
     def queue(self):
         """The RQ queue of video jobs."""
         return video_queue(self.redis)
+
+    @cached_property
+    def profiles(self) -> Profiles:
+        """The encoding profiles on offer (built in, plus the profiles file)."""
+        return Profiles.load(self.settings.profiles_file)
 
     @cached_property
     def storage(self) -> Storage:

@@ -63,6 +63,22 @@ CONCURRENCY = 1
 JOB_TIMEOUT_SECONDS = 6 * 3600
 RETRY_INTERVALS_SECONDS = (10, 60, 300)
 PROGRESS_WRITE_INTERVAL_SECONDS = 0.5
+STALL_TIMEOUT_SECONDS = 60.0
+"""ffmpeg is killed when its output position stops advancing for this long."""
+TIME_LIMIT_FACTOR = 10.0
+"""One ffmpeg run may take this many times the video's duration (10 min at least)."""
+SOURCE_READ = "stream"
+"""How the worker reads a source: `stream` (ffmpeg reads a presigned GET) or
+`download` (parallel ranged GETs to a local file first)."""
+WORKER_TTL_SECONDS = 30
+"""A worker that sends no heartbeat for this long counts as dead."""
+JOB_MONITORING_INTERVAL_SECONDS = 5
+"""How often a busy worker extends its job's lease."""
+LEASE_GRACE_SECONDS = 10
+"""How long a job's lease outlives its last heartbeat."""
+MAINTENANCE_INTERVAL_SECONDS = 15
+"""How often a worker looks for jobs abandoned by dead workers. A job whose
+worker died is retried within about monitoring interval + grace + this."""
 ESTIMATE_DEFAULT_SECONDS = 30.0
 """Estimated processing time of one job before any has been measured."""
 

@@ -100,3 +100,10 @@ class TransientError(VidqueueError):
 
     code = "transient"
     status_code = 503
+
+
+class JobCancelled(VidqueueError):
+    """Raised inside a worker when its job was cancelled while it ran."""
+
+    code = "cancelled"
+    status_code = 409

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from redis import Redis
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue, Retry, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -67,3 +67,27 @@ def queue_position(queue: Queue, job_id: str) -> int | None:
     """How many jobs wait before this one (0: next), or None if it is not waiting."""
     position = queue.connection.lpos(queue.key, job_id)
     return None if position is None else int(position)
+
+
+class VideoWorker(Worker):
+    """RQ's worker with leases sized for video jobs.
+
+    RQ keeps a running job's lease for its monitoring interval plus a fixed
+    minute; a worker killed mid-job (SIGKILL, out of memory) then leaves its
+    job unclaimed for that long, plus up to ten minutes until another worker's
+    maintenance finds it. These settings shorten both, so another worker
+    retries an abandoned job within about
+    `JOB_MONITORING_INTERVAL + LEASE_GRACE + MAINTENANCE_INTERVAL` seconds.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("worker_ttl", defaults.WORKER_TTL_SECONDS)
+        kwargs.setdefault(
+            "job_monitoring_interval", defaults.JOB_MONITORING_INTERVAL_SECONDS
+        )
+        kwargs.setdefault("maintenance_interval", defaults.MAINTENANCE_INTERVAL_SECONDS)
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """The job's lease: the next heartbeat is due well within it."""
+        return self.job_monitoring_interval + defaults.LEASE_GRACE_SECONDS

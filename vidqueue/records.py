@@ -231,6 +231,11 @@ class RecordStore:
         done, _previous = self._change(keys=keys, args=argv)
         return bool(done)
 
+    def state_of(self, job_id: str) -> str | None:
+        """Only the job's state (one cheap read), or None for an unknown job."""
+        state = self.redis.hget(defaults.job_key(job_id), "state")
+        return _text(state) if state is not None else None
+
     def increment_attempts(self, job_id: str) -> int:
         """Count one more start of the job by a worker; returns the new count."""
         return int(self.redis.hincrby(defaults.job_key(job_id), "attempts", 1))

@@ -48,6 +48,10 @@ class Settings:
     presign_expiry_seconds: int = defaults.PRESIGN_EXPIRY_SECONDS
     poll_interval_seconds: float = defaults.POLL_INTERVAL_SECONDS
     job_timeout_seconds: int = defaults.JOB_TIMEOUT_SECONDS
+    profiles_file: str | None = None
+    stall_timeout_seconds: float = defaults.STALL_TIMEOUT_SECONDS
+    time_limit_factor: float = defaults.TIME_LIMIT_FACTOR
+    source_read: str = defaults.SOURCE_READ
     data_dir: Path = field(default_factory=lambda: Path(".vidqueue"))
     log_level: str = "INFO"
     log_format: str = "text"
@@ -87,6 +91,8 @@ class Settings:
             raise ConfigError("VIDQUEUE_CONCURRENCY must be at least 1")
         if self.max_upload_bytes < 1:
             raise ConfigError("VIDQUEUE_MAX_UPLOAD_BYTES must be positive")
+        if self.source_read not in ("stream", "download"):
+            raise ConfigError("VIDQUEUE_SOURCE_READ must be stream or download")
         if self.log_format not in ("text", "json"):
             raise ConfigError("VIDQUEUE_LOG_FORMAT must be text or json")
 

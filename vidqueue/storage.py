@@ -18,6 +18,12 @@ from vidqueue.settings import Settings
 
 logger = logging.getLogger("vidqueue.storage")
 
+_TRANSFER = TransferConfig(
+    multipart_threshold=defaults.MULTIPART_CHUNK_BYTES,
+    multipart_chunksize=defaults.MULTIPART_CHUNK_BYTES,
+    max_concurrency=4,
+)
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -125,21 +131,23 @@ class Storage:
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         """Put a local file into the output bucket, in parallel parts when large."""
-        config = TransferConfig(
-            multipart_threshold=defaults.MULTIPART_CHUNK_BYTES,
-            multipart_chunksize=defaults.MULTIPART_CHUNK_BYTES,
-            max_concurrency=4,
-        )
         try:
             self.client.upload_file(
                 str(path),
                 self.output_bucket,
                 key,
                 ExtraArgs={"ContentType": content_type},
-                Config=config,
+                Config=_TRANSFER,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error("upload", self.output_bucket, exc) from exc
+
+    def download_file(self, bucket: str, key: str, path: Path) -> None:
+        """Fetch an object to a local file, in parallel ranged GETs when large."""
+        try:
+            self.client.download_file(bucket, key, str(path), Config=_TRANSFER)
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("download", bucket, exc) from exc
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many were deleted."""
