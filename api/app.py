@@ -5,16 +5,27 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from api.auth import current_user
+from api.auth import auth_middleware, current_user
 from api.control import ControlController
 from api.errors import EXCEPTION_HANDLERS
+from api.events import job_events
+from api.health import HealthController
 from api.legacy import legacy_upload
+from api.multipart import MultipartController
 from api.status import StatusController
 from api.uploads import UploadController
 from vidqueue import __version__, defaults
 from vidqueue.context import Context
+
+
+BEARER = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    description="An API key, or a Supabase access token, as the auth mode says.",
+)
 
 
 def create_app(ctx: Context | None = None) -> Litestar:
@@ -26,15 +37,14 @@ def create_app(ctx: Context | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            UploadController,
-            StatusController,
-            ControlController,
-            legacy_upload,
-        ],
+            UploadController, StatusController, ControlController, legacy_upload,
+            MultipartController, HealthController, job_events,
+        ],  # fmt: skip
         dependencies={
             "ctx": Provide(provide_context, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),
         },
+        middleware=auth_middleware(ctx.settings),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=defaults.REQUEST_BODY_LIMIT_BYTES,
         openapi_config=OpenAPIConfig(
@@ -43,6 +53,8 @@ def create_app(ctx: Context | None = None) -> Litestar:
             description="Uploads straight to storage, a video queue, job status.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(security_schemes={"bearer": BEARER}),
+            security=[{"bearer": []}] if ctx.settings.auth_mode != "none" else None,
         ),
         logging_config=None,
         debug=False,

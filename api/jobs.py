@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from rq import Worker
 
+from api.limits import release_upload, reserve_upload
+from api.metrics import UPLOAD_BYTES
 from api.schemas import JobStatus
 from vidqueue import defaults
 from vidqueue.context import Context
@@ -17,7 +22,7 @@ from vidqueue.errors import (
     UnsupportedMediaType,
 )
 from vidqueue.keys import upload_key
-from vidqueue.queue import queue_position
+from vidqueue.positions import jobs_ahead
 from vidqueue.records import JobRecord, looks_like_job_id, new_job_id
 
 
@@ -78,6 +83,29 @@ def create_upload(
     return record
 
 
+def open_upload(
+    ctx: Context,
+    user_id: str,
+    filename: str,
+    content_type: str,
+    size: int,
+    profile: str | None = None,
+) -> JobRecord:
+    """Create a new upload within the user's limits (else `RateLimited`)."""
+    job_id = new_job_id()
+    reserve_upload(ctx, user_id, job_id)
+    try:
+        record = create_upload(
+            ctx, user_id, filename, content_type, size, job_id, profile=profile
+        )
+    except BaseException:
+        release_upload(ctx, user_id, job_id)
+        raise
+    if size:
+        UPLOAD_BYTES.observe(size)
+    return record
+
+
 def find_job(ctx: Context, user_id: str, job_id: str) -> JobRecord:
     """The caller's job, or `JobNotFound` (also for other users' jobs)."""
     record = ctx.records.get(job_id) if looks_like_job_id(job_id) else None
@@ -89,25 +117,64 @@ def find_job(ctx: Context, user_id: str, job_id: str) -> JobRecord:
 
 
 def position_of(ctx: Context, record: JobRecord) -> int | None:
-    """Jobs ahead of this one: in the queue while waiting, all waiting before that."""
+    """Jobs ahead of this one: in the queue while waiting, all waiting before that.
+
+    Constant time on any queue length (see `vidqueue.positions`).
+    """
     if record.state == "waiting":
-        position = queue_position(ctx.queue, record.id)
-        if position is not None:
-            return position
-        return 0
+        return jobs_ahead(ctx.queue, record.id) or 0
     if record.state == "uploading":
         return ctx.records.counts()["waiting"]
     return None
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How fast the workers go, as measured over every job processed so far."""
+
+    workers: int
+    video_seconds_per_job: float
+    realtime_factor: float
+    """Seconds of video one worker processes per second."""
+
+
+_speeds: WeakKeyDictionary[Context, tuple[float, Speed]] = WeakKeyDictionary()
+
+
+def measured_speed(ctx: Context) -> Speed:
+    """The workers' speed, re-read from Redis at most every few seconds.
+
+    Before any job was measured, a job is taken to need
+    `ESTIMATE_DEFAULT_SECONDS` of one worker's time.
+    """
+    now = time.monotonic()
+    cached = _speeds.get(ctx)
+    if cached and now - cached[0] < defaults.FIGURES_CACHE_SECONDS:
+        return cached[1]
+
+    totals = ctx.records.throughput()
+    video_s, elapsed_s = totals["video_seconds"], totals["elapsed_seconds"]
+    speed = Speed(
+        workers=max(Worker.count(queue=ctx.queue), 1),
+        video_seconds_per_job=defaults.ESTIMATE_DEFAULT_SECONDS,
+        realtime_factor=1.0,
+    )
+    if totals["jobs"] >= 1 and video_s > 0 and elapsed_s > 0:
+        speed = Speed(speed.workers, video_s / totals["jobs"], video_s / elapsed_s)
+    _speeds[ctx] = (now, speed)
+    return speed
+
+
 def estimated_seconds(ctx: Context, jobs_ahead: int) -> int:
-    """Seconds until a job with `jobs_ahead` before it is done, from measured speed."""
-    figures = ctx.records.throughput()
-    per_job = defaults.ESTIMATE_DEFAULT_SECONDS
-    if figures["jobs"] >= 1:
-        per_job = figures["elapsed_seconds"] / figures["jobs"]
-    workers = max(Worker.count(queue=ctx.queue), 1)
-    return math.ceil((jobs_ahead + 1) * per_job / workers)
+    """Seconds until a job with `jobs_ahead` before it is done.
+
+    The work ahead, in seconds of video (the jobs ahead and this one, each as
+    long as the average video so far), divided by what the workers process
+    per second: the realtime factor times the number of workers.
+    """
+    speed = measured_speed(ctx)
+    work_s = (jobs_ahead + 1) * speed.video_seconds_per_job
+    return math.ceil(work_s / (speed.realtime_factor * speed.workers))
 
 
 def status_of(ctx: Context, record: JobRecord) -> JobStatus:
@@ -127,6 +194,16 @@ def status_of(ctx: Context, record: JobRecord) -> JobStatus:
         estimated_time=estimate,
         filename=record.filename,
     )
+
+
+def recent_jobs(ctx: Context, user_id: str, limit: int) -> list[JobStatus]:
+    """The user's `limit` most recent jobs that Redis still holds, newest first."""
+    statuses = []
+    for job_id in ctx.records.user_jobs(user_id, limit):
+        record = ctx.records.get(job_id)
+        if record is not None and record.user_id == user_id:
+            statuses.append(status_of(ctx, record))
+    return statuses
 
 
 def public_result(result: dict | None) -> dict | None:

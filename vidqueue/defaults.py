@@ -123,3 +123,54 @@ DATABASE_POOL_SIZE = 4
 API_HOST = "127.0.0.1"
 API_PORT = 8000
 REQUEST_BODY_LIMIT_BYTES = 64 * 1024
+MULTIPART_COMPLETE_BODY_LIMIT_BYTES = 1024 * 1024
+"""A multipart complete call lists up to 10,000 parts of about 60 bytes each."""
+
+# Authentication
+JWT_AUDIENCE = "authenticated"
+"""The `aud` claim of Supabase access tokens for signed-in users."""
+JWT_LEEWAY_SECONDS = 10
+"""Clock skew forgiven when checking a token's `exp` and `nbf`."""
+JWT_ASYMMETRIC_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+"""Algorithms accepted for tokens checked against the JWKS (never HS*, never none)."""
+JWKS_CACHE_SECONDS = 300
+"""How long the key set fetched from the JWKS URL is trusted before a refetch."""
+JWKS_REFRESH_COOLDOWN_SECONDS = 30
+"""Least time between refetches caused by tokens with an unknown key id."""
+OPEN_PATHS = ("^/schema", "^/hooks/")
+"""Paths the user authentication skips: the API schema, and the storage hook,
+which checks its own secret. Routes opt out with `exclude_from_auth=True`."""
+
+# Upload limits
+MAX_UPLOADS_IN_FLIGHT = 10
+"""Uploads one user may have started and not finished (jobs in `uploading`)."""
+MAX_UPLOADS_PER_MINUTE = 30
+"""Uploads one user may start in any 60 seconds."""
+RATE_WINDOW_SECONDS = 60
+IN_FLIGHT_KEY_TEMPLATE = KEY_PREFIX + ":user:{user_id}:in-flight"
+"""Sorted set of a user's unfinished uploads, scored by when their presigned
+requests expire (unix s)."""
+RATE_KEY_TEMPLATE = KEY_PREFIX + ":user:{user_id}:started"
+"""Sorted set of the upload starts of one user in the last minute (unix s)."""
+MULTIPART_KEY_TEMPLATE = KEY_PREFIX + ":multipart:{job_id}"
+"""The S3 UploadId of the multipart upload that carries a job's bytes."""
+MIN_PART_BYTES = 5 * 1024 * 1024
+"""S3's smallest part (except the last): bounds the part count of a known size."""
+MAX_PARTS = 10_000
+"""S3's largest part number."""
+MAX_PARTS_PER_BATCH = 100
+"""Most part URLs one batch request may ask for."""
+
+# Queue position
+ENQUEUED_TOTAL_KEY = f"{KEY_PREFIX}:queue:enqueued-total"
+"""Counter of every enqueue ever made; a job's sequence number is its value then."""
+QUEUE_SEQ_KEY_TEMPLATE = KEY_PREFIX + ":job:{job_id}:queue-seq"
+"""A job's enqueue sequence number (kept beside the record, not in it)."""
+POSITION_SCAN_LIMIT = 10_000
+"""Most queue entries a position lookup compares when it has to walk the list."""
+FIGURES_CACHE_SECONDS = 2.0
+"""How long an API process reuses the worker count and throughput for estimates."""
+READY_CHECK_TIMEOUT_SECONDS = 3.0
+"""How long `/readyz` waits for each dependency before calling it unavailable."""
+EVENTS_HEARTBEAT_SECONDS = 15.0
+"""Longest silence on an event stream before a comment line keeps it open."""

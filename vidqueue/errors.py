@@ -107,3 +107,32 @@ class JobCancelled(VidqueueError):
 
     code = "cancelled"
     status_code = 409
+
+
+class Unauthorized(VidqueueError):
+    """Raised when a request carries no credentials, or credentials that fail."""
+
+    code = "unauthorized"
+    status_code = 401
+
+    def __init__(self, detail: str, challenge: str = 'Bearer realm="vidqueue"'):
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class RateLimited(VidqueueError):
+    """Raised when a user starts more uploads than the limits allow."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: int):
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(max(1, retry_after_s))}
+
+
+class AuthUnavailable(VidqueueError):
+    """Raised when the keys that verify tokens cannot be fetched right now."""
+
+    code = "auth_unavailable"
+    status_code = 503

@@ -10,6 +10,7 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from vidqueue import defaults
+from vidqueue.positions import mark_enqueued
 from vidqueue.settings import Settings
 
 logger = logging.getLogger("vidqueue.queue")
@@ -46,6 +47,7 @@ def enqueue_video(queue: Queue, job_id: str, settings: Settings) -> bool:
     except DuplicateJobError:
         logger.info("job %s: already on the queue", job_id)
         return False
+    mark_enqueued(queue.connection, job_id)
     logger.info("job %s: enqueued on %s", job_id, queue.name)
     return True
 

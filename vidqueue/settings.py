@@ -43,6 +43,9 @@ class Settings:
     api_port: int = defaults.API_PORT
     api_url: str | None = None
     max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
+    max_uploads_in_flight: int = defaults.MAX_UPLOADS_IN_FLIGHT
+    max_uploads_per_minute: int = defaults.MAX_UPLOADS_PER_MINUTE
+    metrics_token: str | None = None
     max_duration_seconds: float = defaults.MAX_DURATION_SECONDS
     concurrency: int = defaults.CONCURRENCY
     presign_expiry_seconds: int = defaults.PRESIGN_EXPIRY_SECONDS
@@ -91,6 +94,11 @@ class Settings:
             raise ConfigError("VIDQUEUE_CONCURRENCY must be at least 1")
         if self.max_upload_bytes < 1:
             raise ConfigError("VIDQUEUE_MAX_UPLOAD_BYTES must be positive")
+        if self.max_uploads_in_flight < 1 or self.max_uploads_per_minute < 1:
+            raise ConfigError(
+                "VIDQUEUE_MAX_UPLOADS_IN_FLIGHT and VIDQUEUE_MAX_UPLOADS_PER_MINUTE "
+                "must be at least 1"
+            )
         if self.source_read not in ("stream", "download"):
             raise ConfigError("VIDQUEUE_SOURCE_READ must be stream or download")
         if self.log_format not in ("text", "json"):

@@ -91,6 +91,27 @@ class Storage:
         headers = {"Content-Type": content_type, "Content-Length": str(size)}
         return PresignedRequest("PUT", url, headers)
 
+    def presign_post(
+        self, key: str, content_type: str, size: int, expires_s: int
+    ) -> tuple[str, dict[str, str]]:
+        """A browser form POST into the upload bucket: its URL and form fields.
+
+        The signed policy fixes the key and Content-Type and allows exactly
+        `size` bytes (`content-length-range`), for endpoints that support POST
+        policies (AWS, MinIO; not every S3-compatible gateway does).
+        """
+        answer = self.client.generate_presigned_post(
+            self.upload_bucket,
+            key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                {"Content-Type": content_type},
+                ["content-length-range", size, size],
+            ],
+            ExpiresIn=expires_s,
+        )
+        return answer["url"], answer["fields"]
+
     def presign_get(
         self, bucket: str, key: str, expires_s: int, filename: str | None = None
     ) -> str:
