@@ -8,7 +8,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -33,14 +32,6 @@ SECRET = "super-secret-jwt-token-with-at-least-32-characters"
 UPLOAD = {"filename": "a.mp4", "contentType": "video/mp4", "size": 1000}
 
 
-@contextmanager
-def client(ctx: Context, **settings) -> Iterator[TestClient]:
-    """The API with some settings changed, on the test's services."""
-    app = create_app(Context(ctx.settings.replace(**settings)))
-    with TestClient(app) as test_client:
-        yield test_client
-
-
 def bearer(credential: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {credential}"}
 
@@ -56,11 +47,8 @@ def token(key=SECRET, algorithm="HS256", kid=None, **claims) -> str:
 
 
 @pytest.fixture
-def keyed(ctx) -> Iterator[TestClient]:
-    with client(
-        ctx, auth_mode="apikey", api_keys=f"alice:{ALICE_KEY},bob:{BOB_KEY}"
-    ) as test_client:
-        yield test_client
+def keyed(make_api) -> TestClient:
+    return make_api(auth_mode="apikey", api_keys=f"alice:{ALICE_KEY},bob:{BOB_KEY}")
 
 
 def test_api_key_mode_refuses_missing_and_wrong_keys(keyed):
@@ -127,9 +115,8 @@ def test_events_take_the_key_as_query_parameter(ctx):
 
 
 @pytest.fixture
-def supabase(ctx) -> Iterator[TestClient]:
-    with client(ctx, auth_mode="jwt", jwt_secret=SECRET) as test_client:
-        yield test_client
+def supabase(make_api) -> TestClient:
+    return make_api(auth_mode="jwt", jwt_secret=SECRET)
 
 
 def test_valid_supabase_token_is_its_subject(supabase):
@@ -224,19 +211,19 @@ def key_set() -> Iterator[KeySet]:
     keys.close()
 
 
-def test_jwks_tokens_survive_key_rotation(ctx, key_set, monkeypatch):
+def test_jwks_tokens_survive_key_rotation(make_api, key_set, monkeypatch):
     monkeypatch.setattr(defaults, "JWKS_REFRESH_COOLDOWN_SECONDS", 0)
     old = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     new = ec.generate_private_key(ec.SECP256R1())
     key_set.publish("old", old)
 
-    with client(ctx, auth_mode="jwt", jwks_url=key_set.url) as api:
-        before = api.get("/jobs", headers=bearer(token(old, "RS256", kid="old")))
-        again = api.get("/jobs", headers=bearer(token(old, "RS256", kid="old")))
-        fetches_before_rotation = key_set.fetches
-        key_set.publish("new", new)
-        after = api.get("/jobs", headers=bearer(token(new, "ES256", kid="new")))
-        retired = api.get("/jobs", headers=bearer(token(old, "RS256", kid="old")))
+    api = make_api(auth_mode="jwt", jwks_url=key_set.url)
+    before = api.get("/jobs", headers=bearer(token(old, "RS256", kid="old")))
+    again = api.get("/jobs", headers=bearer(token(old, "RS256", kid="old")))
+    fetches_before_rotation = key_set.fetches
+    key_set.publish("new", new)
+    after = api.get("/jobs", headers=bearer(token(new, "ES256", kid="new")))
+    retired = api.get("/jobs", headers=bearer(token(old, "RS256", kid="old")))
 
     assert (before.status_code, again.status_code) == (200, 200), before.text
     assert fetches_before_rotation == 1
@@ -244,14 +231,14 @@ def test_jwks_tokens_survive_key_rotation(ctx, key_set, monkeypatch):
     assert retired.status_code == 401
 
 
-def test_unknown_key_ids_do_not_refetch_within_the_cooldown(ctx, key_set):
+def test_unknown_key_ids_do_not_refetch_within_the_cooldown(make_api, key_set):
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_set.publish("k1", private)
 
-    with client(ctx, auth_mode="jwt", jwks_url=key_set.url) as api:
-        known = api.get("/jobs", headers=bearer(token(private, "RS256", kid="k1")))
-        for n in range(5):
-            api.get("/jobs", headers=bearer(token(private, "RS256", kid=f"x{n}")))
+    api = make_api(auth_mode="jwt", jwks_url=key_set.url)
+    known = api.get("/jobs", headers=bearer(token(private, "RS256", kid="k1")))
+    for n in range(5):
+        api.get("/jobs", headers=bearer(token(private, "RS256", kid=f"x{n}")))
 
     assert known.status_code == 200
     assert key_set.fetches == 1
@@ -269,15 +256,15 @@ def hs256_by_hand(secret: bytes, kid: str) -> str:
     return (signing_input + b"." + signature).decode()
 
 
-def test_jwks_refuses_hs256_signed_with_the_public_key(ctx, key_set):
+def test_jwks_refuses_hs256_signed_with_the_public_key(make_api, key_set):
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_set.publish("k1", private)
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
-    with client(ctx, auth_mode="jwt", jwks_url=key_set.url) as api:
-        answer = api.get("/jobs", headers=bearer(hs256_by_hand(public_pem, "k1")))
+    api = make_api(auth_mode="jwt", jwks_url=key_set.url)
+    answer = api.get("/jobs", headers=bearer(hs256_by_hand(public_pem, "k1")))
 
     assert answer.status_code == 401
 
