@@ -197,12 +197,13 @@ def status_of(ctx: Context, record: JobRecord) -> JobStatus:
 
 
 def recent_jobs(ctx: Context, user_id: str, limit: int) -> list[JobStatus]:
-    """The user's `limit` most recent jobs that Redis still holds, newest first."""
+    """The user's `limit` most recent jobs, newest first."""
     statuses = []
     for job_id in ctx.records.user_jobs(user_id, limit):
-        record = ctx.records.get(job_id)
-        if record is not None and record.user_id == user_id:
-            statuses.append(status_of(ctx, record))
+        try:
+            statuses.append(status_of(ctx, find_job(ctx, user_id, job_id)))
+        except JobNotFound:
+            continue
     return statuses
 
 
