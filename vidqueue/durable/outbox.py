@@ -128,7 +128,7 @@ class OutboxPump:
                 pause_s = min(max(pause_s * 2, 1.0), self.retry_max_s)
                 logger.warning(
                     "outbox pump %s: cannot write, %s changes wait; again in "
-                    "%.0f s: %s",
+                    "%.1f s: %s",
                     self.consumer, self._backlog_text(), pause_s, exc,
                 )  # fmt: skip
                 stop.wait(pause_s)
@@ -202,13 +202,21 @@ class OutboxPump:
 
     def _read_group(self, start: str, block_s: float) -> list[Entry]:
         block_ms = int(block_s * 1000) or None  # 0 would mean "forever"
-        answer = self.redis.xreadgroup(
-            self.group,
-            self.consumer,
-            {self.key: start},
-            count=self.batch_entries,
-            block=block_ms,
-        )
+        try:
+            answer = self.redis.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.key: start},
+                count=self.batch_entries,
+                block=block_ms,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the stream (flushed, restarted empty): start again.
+            self._group_ready = False
+            self._ensure_group()
+            return []
         return list(answer[0][1]) if answer else []
 
     def _claim(self) -> list[Entry]:

@@ -1,0 +1,54 @@
+"""Helpers for tests of the durable record: a database of its own per test."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from vidqueue.migrate import migrate
+from vidqueue.services import Service
+from vidqueue.settings import Settings
+
+
+@contextmanager
+def fresh_database(server: Service) -> Iterator[str]:
+    """A new, empty database on `server`, dropped afterwards; yields its URL."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield server.url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
+            )
+
+
+def use_database(
+    settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """`settings` with the durable record in `database_url`, migrated.
+
+    Also exported to the environment, where the in-process worker reads it.
+    """
+    from processor import job
+
+    migrate(database_url)
+    monkeypatch.setenv("VIDQUEUE_DATABASE_URL", database_url)
+    job._context.cache_clear()
+    return settings.replace(database_url=database_url)
+
+
+def wait_for(check: Callable[[], object], timeout_s: float = 60) -> None:
+    """Return once `check()` is true; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.05)
