@@ -5,21 +5,21 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 from api.auth import auth_middleware, current_user
 from api.control import ControlController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import job_events
 from api.health import HealthController
+from api.hooks import storage_hook
 from api.legacy import legacy_upload
 from api.multipart import MultipartController
 from api.status import StatusController
 from api.uploads import UploadController
 from vidqueue import __version__, defaults
 from vidqueue.context import Context
-
 
 BEARER = SecurityScheme(
     type="http",
@@ -37,9 +37,15 @@ def create_app(ctx: Context | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            UploadController, StatusController, ControlController, legacy_upload,
-            MultipartController, HealthController, job_events,
-        ],  # fmt: skip
+            UploadController,
+            StatusController,
+            ControlController,
+            legacy_upload,
+            MultipartController,
+            HealthController,
+            job_events,
+            storage_hook,
+        ],
         dependencies={
             "ctx": Provide(provide_context, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),

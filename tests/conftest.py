@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,12 +71,16 @@ def settings(
 ) -> Iterator[Settings]:
     """Settings on the session's servers, also exported to the environment.
 
-    The worker reads its settings from the environment, as in production, so
-    an in-process worker sees the same ones.
+    Each test gets buckets of its own, so no object of one test shows in
+    another's listing. The worker reads its settings from the environment, as
+    in production, so an in-process worker sees the same ones.
     """
+    suffix = uuid.uuid4().hex[:12]
     settings = Settings(
         redis_url=redis_server.url,
         s3_endpoint=s3_server.url,
+        upload_bucket=f"uploads-{suffix}",
+        output_bucket=f"videos-{suffix}",
         s3_access_key=TEST_S3_KEY,
         s3_secret_key=TEST_S3_SECRET,
         data_dir=tmp_path / "data",

@@ -84,6 +84,19 @@ ESTIMATE_DEFAULT_SECONDS = 30.0
 
 # Trigger
 POLL_INTERVAL_SECONDS = 2.0
+"""How often the poller checks fresh uploads (younger than a minute)."""
+POLL_MAX_INTERVAL_SECONDS = 30.0
+"""The longest wait between two checks of an old pending upload."""
+UPLOAD_GRACE_SECONDS = 300
+"""How long after its presigned request expired an upload may still arrive."""
+INBOX_INTERVAL_SECONDS = 30.0
+"""How often the poller lists the inbox (0 turns the inbox off)."""
+INBOX_USER = "inbox"
+"""The owner of jobs made from inbox objects."""
+INBOX_SEEN_KEY = f"{KEY_PREFIX}:inbox:seen"
+"""Hash of inbox objects already made into jobs: key -> "etag|last seen (unix s)"."""
+EVENT_RECONNECT_MAX_SECONDS = 30.0
+"""The longest wait before listening to storage events again after a failure."""
 
 # Records
 RECORD_TTL_SECONDS = 30 * 24 * 3600

@@ -15,6 +15,9 @@ from vidqueue.records import looks_like_job_id
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+INBOX_PREFIX = "inbox/"
+"""Objects that other tools drop here (uplink, rclone, aws s3 cp) become jobs."""
+
 
 def safe_name(filename: str) -> str:
     """A filename reduced to letters, digits, `.`, `_` and `-`, never empty.

@@ -50,6 +50,10 @@ class Settings:
     concurrency: int = defaults.CONCURRENCY
     presign_expiry_seconds: int = defaults.PRESIGN_EXPIRY_SECONDS
     poll_interval_seconds: float = defaults.POLL_INTERVAL_SECONDS
+    upload_grace_seconds: float = defaults.UPLOAD_GRACE_SECONDS
+    inbox_interval_seconds: float = defaults.INBOX_INTERVAL_SECONDS
+    inbox_user: str = defaults.INBOX_USER
+    minio_listen: str = "off"
     job_timeout_seconds: int = defaults.JOB_TIMEOUT_SECONDS
     profiles_file: str | None = None
     stall_timeout_seconds: float = defaults.STALL_TIMEOUT_SECONDS
@@ -101,6 +105,8 @@ class Settings:
             )
         if self.source_read not in ("stream", "download"):
             raise ConfigError("VIDQUEUE_SOURCE_READ must be stream or download")
+        if self.minio_listen not in ("on", "off"):
+            raise ConfigError("VIDQUEUE_MINIO_LISTEN must be on or off")
         if self.log_format not in ("text", "json"):
             raise ConfigError("VIDQUEUE_LOG_FORMAT must be text or json")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -169,6 +170,25 @@ class Storage:
             self.client.download_file(bucket, key, str(path), Config=_TRANSFER)
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error("download", bucket, exc) from exc
+
+    def list_objects(
+        self, bucket: str, prefix: str
+    ) -> Iterator[tuple[str, ObjectInfo]]:
+        """Every object under `prefix`, in whatever order storage lists them."""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    info = ObjectInfo(
+                        size=item["Size"],
+                        etag=item.get("ETag", "").strip('"'),
+                        content_type=None,
+                    )
+                    yield item["Key"], info
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("list", bucket, exc) from exc
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many were deleted."""
