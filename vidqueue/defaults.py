@@ -111,7 +111,7 @@ OUTBOX_KEY = f"{KEY_PREFIX}:outbox"
 changes; its format is described in `vidqueue.durable.outbox`."""
 OUTBOX_GROUP = "durable-record"
 """The consumer group of the pumps that write the outbox to the database."""
-OUTBOX_BATCH_ENTRIES = 1000
+OUTBOX_BATCH_ENTRIES = 5000
 """Most outbox entries one pump reads, coalesces and writes at once."""
 OUTBOX_FLUSH_INTERVAL_SECONDS = 1.0
 """Least time between two writes of one pump: changes of a job in between
