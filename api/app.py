@@ -16,6 +16,7 @@ from api.health import HealthController
 from api.hooks import storage_hook
 from api.legacy import legacy_upload
 from api.multipart import MultipartController
+from api.page import page_router
 from api.status import StatusController
 from api.uploads import UploadController
 from vidqueue import __version__, defaults
@@ -45,6 +46,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
             HealthController,
             job_events,
             storage_hook,
+            page_router,
         ],
         dependencies={
             "ctx": Provide(provide_context, sync_to_thread=False),
