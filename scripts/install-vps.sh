@@ -12,7 +12,7 @@
 #   --roles LIST   what runs here (default api,poller,worker,redis); a worker
 #                  machine is --roles worker
 #   --source SPEC  what pip installs (default: this checkout)
-#   --start        (re)start the services at the end
+#   --start        start Redis and (re)start vidqueue's services at the end
 #   --root DIR     write every file under DIR instead of /, for images and
 #                  tests: no packages, no virtualenv, no running systemd touched
 #
@@ -264,7 +264,8 @@ start_services() {
     fi
     systemctl daemon-reload
     [[ "$START" == 1 ]] || return 0
-    if has_role redis; then systemctl restart redis-server@vidqueue.service; fi
+    # Redis keeps running through upgrades; vidqueue's own services restart.
+    if has_role redis; then systemctl start redis-server@vidqueue.service; fi
     systemctl restart vidqueue.target
     log "started; see systemctl status 'vidqueue*' and journalctl -u 'vidqueue*'"
 }
