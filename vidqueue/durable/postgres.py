@@ -9,7 +9,6 @@ connection.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
@@ -30,8 +29,6 @@ from vidqueue.durable.sink import (
 )
 from vidqueue.errors import DatabaseUnavailable, RecordRejected
 from vidqueue.records import JobRecord
-
-logger = logging.getLogger("vidqueue.durable")
 
 COLUMNS = tuple(f.name for f in fields(JobRecord))
 

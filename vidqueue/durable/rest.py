@@ -10,7 +10,6 @@ keeps a newer row from being overwritten by an older version.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,8 +28,6 @@ from vidqueue.durable.sink import (
 )
 from vidqueue.errors import DatabaseUnavailable, RecordRejected
 from vidqueue.records import JobRecord
-
-logger = logging.getLogger("vidqueue.durable")
 
 PAGE_ROWS = 1000
 """Rows per request when reading many: Supabase answers at most 1000 by default."""

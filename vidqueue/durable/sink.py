@@ -21,6 +21,8 @@ from vidqueue.settings import Settings
 
 TABLE = defaults.DATABASE_TABLE
 UNFINISHED_STATES = ("uploading", "waiting", "active")
+PROBE_JOB_ID = "0" * 26
+"""A job id that no job has (its time part is 1970): reading it costs nothing."""
 
 TIMESTAMP_FIELDS = frozenset(
     {"created_at", "updated_at", "started_at", "finished_at", "upload_expires_at"}
@@ -57,6 +59,10 @@ class StatusSink(abc.ABC):
     @abc.abstractmethod
     def unfinished(self) -> list[JobRecord]:
         """Every job still `uploading`, `waiting` or `active`, oldest first."""
+
+    def check(self) -> None:
+        """Raise `DatabaseUnavailable` unless the table answers a read."""
+        self.fetch(PROBE_JOB_ID)
 
     def close(self) -> None:  # noqa: B027 - transports without resources keep it
         """Release connections; the sink is not used afterwards."""
