@@ -141,6 +141,17 @@ def test_a_stopped_pumps_changes_are_taken_over_in_order(ctx, pump):
     assert ctx.redis.xlen(defaults.OUTBOX_KEY) == 0
 
 
+def test_an_entry_that_is_no_record_does_not_hold_back_the_others(ctx, pump, caplog):
+    junk = ctx.redis.xadd(defaults.OUTBOX_KEY, {"id": "x", "progress": "lots"})
+    record = new_record(ctx)
+
+    assert pump.drain() == 2
+
+    assert ctx.durable.fetch(record.id).state == "uploading"
+    assert ctx.redis.xlen(defaults.OUTBOX_KEY) == 0
+    assert f"outbox entry {junk.decode()} is not a job record" in caplog.text
+
+
 def test_entries_stay_until_every_consumer_group_has_them(ctx, pump):
     ctx.redis.xgroup_create(defaults.OUTBOX_KEY, "webhooks", id="0", mkstream=True)
     record = new_record(ctx)

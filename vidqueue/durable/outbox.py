@@ -55,15 +55,23 @@ Entry = tuple[bytes, dict[bytes, bytes] | None]
 def coalesce(entries: Sequence[Entry]) -> dict[str, JobRecord]:
     """The newest record of each job among `entries` (highest version wins).
 
-    Entries without fields (deleted from the stream meanwhile) or without a job
-    id are skipped.
+    Entries without fields (deleted from the stream meanwhile) are skipped, and
+    so are entries that are not a job record, which are logged.
     """
     newest: dict[str, JobRecord] = {}
-    for _entry_id, entry_fields in entries:
+    for entry_id, entry_fields in entries:
         if not entry_fields:
             continue
-        record = JobRecord.from_redis(entry_fields)
+        try:
+            record = JobRecord.from_redis(entry_fields)
+        except (ValueError, TypeError) as exc:
+            logger.error(
+                "outbox entry %s is not a job record, skipped: %s",
+                _text(entry_id), exc,
+            )  # fmt: skip
+            continue
         if not record.id:
+            logger.error("outbox entry %s names no job, skipped", _text(entry_id))
             continue
         known = newest.get(record.id)
         if known is None or record.version >= known.version:
@@ -124,13 +132,11 @@ class OutboxPump:
         while not stop.is_set():
             try:
                 done = self.pump_once(block_s=self.interval_s)
-            except (DatabaseUnavailable, RedisError) as exc:
+            except Exception as exc:
+                # Whatever went wrong, the entries wait in the outbox: pause,
+                # longer each time, and try again rather than end the pump.
                 pause_s = min(max(pause_s * 2, 1.0), self.retry_max_s)
-                logger.warning(
-                    "outbox pump %s: cannot write, %s changes wait; again in "
-                    "%.1f s: %s",
-                    self.consumer, self._backlog_text(), pause_s, exc,
-                )  # fmt: skip
+                self._report(exc, pause_s)
                 stop.wait(pause_s)
                 continue
             if pause_s:
@@ -285,6 +291,18 @@ class OutboxPump:
                 needed = min(needed, _parse_id(_text(summary["min"])))
             oldest = needed if oldest is None else min(oldest, needed)
         return None if oldest is None else f"{oldest[0]}-{oldest[1]}"
+
+    def _report(self, exc: Exception, pause_s: float) -> None:
+        if isinstance(exc, (DatabaseUnavailable, RedisError)):
+            logger.warning(
+                "outbox pump %s: cannot write, %s changes wait; again in %.1f s: %s",
+                self.consumer, self._backlog_text(), pause_s, exc,
+            )  # fmt: skip
+            return
+        logger.error(
+            "outbox pump %s: unexpected error; again in %.1f s",
+            self.consumer, pause_s, exc_info=exc,
+        )  # fmt: skip
 
     def _backlog_text(self) -> str:
         try:
