@@ -213,3 +213,17 @@ def test_the_table_joins_supabase_realtime_where_it_exists(database_url):
             " where pubname = 'supabase_realtime'"
         ).fetchall()
     assert tables == [("public", "videos")]
+
+
+def test_a_publication_of_all_tables_is_left_as_it_is(database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("create publication supabase_realtime for all tables")
+
+    migrate(database_url)
+
+    with psycopg.connect(database_url) as conn:
+        tables = conn.execute(
+            "select tablename from pg_publication_tables"
+            " where pubname = 'supabase_realtime' and tablename = 'videos'"
+        ).fetchall()
+    assert tables == [("videos",)]
