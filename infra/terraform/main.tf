@@ -24,37 +24,48 @@ provider "aws" {
 locals {
   custom_endpoint = var.endpoint != null
   s3_endpoint     = coalesce(var.endpoint, "https://s3.${var.region}.amazonaws.com")
-  abort_multipart = var.enable_lifecycle && var.abort_multipart_days > 0
+  bucket_names    = { upload = var.upload_bucket, output = var.output_bucket }
+
+  # Browsers send raw videos to the upload bucket with PUT (one request, or the
+  # parts of a multipart upload) or a POST form, and read each part's ETag to
+  # complete a multipart upload. The web page plays results from the output
+  # bucket; HLS players fetch them with XHR.
+  cors_rules = {
+    upload = { methods = ["PUT", "POST"], expose = ["ETag"] }
+    output = { methods = ["GET", "HEAD"], expose = ["ETag", "Content-Length", "Content-Range"] }
+  }
+
+  # Raw uploads are needed only until their job is processed; results stay.
+  # Both buckets get multipart uploads, which a crash can leave unfinished.
+  expiry_days = { upload = var.upload_expiry_days, output = null }
+  lifecycle_buckets = var.enable_lifecycle ? {
+    for name, days in local.expiry_days : name => days
+    if days != null || var.abort_multipart_days > 0
+  } : {}
 
   settings = {
     VIDQUEUE_S3_ENDPOINT   = local.s3_endpoint
     VIDQUEUE_S3_REGION     = var.region
-    VIDQUEUE_UPLOAD_BUCKET = aws_s3_bucket.upload.bucket
-    VIDQUEUE_OUTPUT_BUCKET = aws_s3_bucket.output.bucket
+    VIDQUEUE_UPLOAD_BUCKET = aws_s3_bucket.bucket["upload"].bucket
+    VIDQUEUE_OUTPUT_BUCKET = aws_s3_bucket.bucket["output"].bucket
   }
 }
 
-resource "aws_s3_bucket" "upload" {
-  bucket        = var.upload_bucket
+resource "aws_s3_bucket" "bucket" {
+  for_each      = local.bucket_names
+  bucket        = each.value
   force_destroy = var.force_destroy
 }
 
-resource "aws_s3_bucket" "output" {
-  bucket        = var.output_bucket
-  force_destroy = var.force_destroy
-}
-
-# Browsers send the bytes with PUT (single request or multipart parts) or a
-# POST form, and read each part's ETag to complete a multipart upload.
-resource "aws_s3_bucket_cors_configuration" "upload" {
-  count  = var.enable_cors ? 1 : 0
-  bucket = aws_s3_bucket.upload.id
+resource "aws_s3_bucket_cors_configuration" "bucket" {
+  for_each = var.enable_cors ? local.cors_rules : {}
+  bucket   = aws_s3_bucket.bucket[each.key].id
 
   cors_rule {
-    allowed_methods = ["PUT", "POST"]
+    allowed_methods = each.value.methods
     allowed_origins = var.cors_allowed_origins
     allowed_headers = ["*"]
-    expose_headers  = ["ETag"]
+    expose_headers  = each.value.expose
     max_age_seconds = 3600
   }
 
@@ -66,44 +77,25 @@ resource "aws_s3_bucket_cors_configuration" "upload" {
   }
 }
 
-# The web page plays results from here; HLS players fetch them with XHR.
-resource "aws_s3_bucket_cors_configuration" "output" {
-  count  = var.enable_cors ? 1 : 0
-  bucket = aws_s3_bucket.output.id
+resource "aws_s3_bucket_lifecycle_configuration" "bucket" {
+  for_each = local.lifecycle_buckets
+  bucket   = aws_s3_bucket.bucket[each.key].id
 
-  cors_rule {
-    allowed_methods = ["GET", "HEAD"]
-    allowed_origins = var.cors_allowed_origins
-    allowed_headers = ["*"]
-    expose_headers  = ["ETag", "Content-Length", "Content-Range"]
-    max_age_seconds = 3600
-  }
+  dynamic "rule" {
+    for_each = each.value == null ? [] : [each.value]
+    content {
+      id     = "expire-raw-uploads"
+      status = "Enabled"
+      filter {}
 
-  lifecycle {
-    precondition {
-      condition     = length(var.cors_allowed_origins) > 0
-      error_message = "Set cors_allowed_origins to the web page's origin, or turn enable_cors off."
-    }
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "upload" {
-  count  = var.enable_lifecycle ? 1 : 0
-  bucket = aws_s3_bucket.upload.id
-
-  # Raw uploads are only needed until their job has been processed.
-  rule {
-    id     = "expire-raw-uploads"
-    status = "Enabled"
-    filter {}
-
-    expiration {
-      days = var.upload_expiry_days
+      expiration {
+        days = rule.value
+      }
     }
   }
 
   dynamic "rule" {
-    for_each = local.abort_multipart ? [var.abort_multipart_days] : []
+    for_each = var.abort_multipart_days > 0 ? [var.abort_multipart_days] : []
     content {
       id     = "abort-incomplete-multipart-uploads"
       status = "Enabled"
@@ -112,22 +104,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "upload" {
       abort_incomplete_multipart_upload {
         days_after_initiation = rule.value
       }
-    }
-  }
-}
-
-# Workers upload large results in parts too; a crash can leave parts behind.
-resource "aws_s3_bucket_lifecycle_configuration" "output" {
-  count  = local.abort_multipart ? 1 : 0
-  bucket = aws_s3_bucket.output.id
-
-  rule {
-    id     = "abort-incomplete-multipart-uploads"
-    status = "Enabled"
-    filter {}
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = var.abort_multipart_days
     }
   }
 }

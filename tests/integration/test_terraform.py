@@ -80,12 +80,13 @@ class Terraform:
 
     def planned_resources(self, *args: str) -> set[str]:
         """Addresses of the resources that `terraform plan ARGS` would create."""
-        self.run("plan", "-input=false", "-out=vidqueue.tfplan", *args)
-        shown = json.loads(self.run("show", "-json", "vidqueue.tfplan").stdout)
+        lines = self.run("plan", "-input=false", "-json", *args).stdout.splitlines()
+        messages = [json.loads(line) for line in lines]
         return {
-            change["address"]
-            for change in shown.get("resource_changes", [])
-            if change["change"]["actions"] == ["create"]
+            message["change"]["resource"]["addr"]
+            for message in messages
+            if message["type"] == "planned_change"
+            and message["change"]["action"] == "create"
         }
 
     def outputs(self) -> dict:
@@ -113,7 +114,7 @@ def terraform(tmp_path: Path, plugin_cache: Path) -> Terraform:
         TERRAFORM_DIR,
         workdir,
         ignore=shutil.ignore_patterns(
-            ".terraform", "*.tfstate*", "*.tfvars", "*.tfplan", ".terraform.lock.hcl"
+            ".terraform", "*.tfstate*", "*.tfvars", ".terraform.lock.hcl"
         ),
     )
     tf = Terraform(workdir, _terraform_env(plugin_cache))
@@ -170,7 +171,7 @@ def test_configuration_is_formatted_and_valid(terraform):
 
 def test_examples_plan_the_documented_resources(terraform):
     credentials = ["-var=access_key=example", "-var=secret_key=example"]
-    buckets = {"aws_s3_bucket.upload", "aws_s3_bucket.output"}
+    buckets = {'aws_s3_bucket.bucket["upload"]', 'aws_s3_bucket.bucket["output"]'}
 
     storj = terraform.planned_resources(
         "-var-file=examples/storj.tfvars.example", *credentials
@@ -180,7 +181,7 @@ def test_examples_plan_the_documented_resources(terraform):
     minio = terraform.planned_resources(
         "-var-file=examples/minio.tfvars.example", *credentials
     )
-    assert minio == buckets | {"aws_s3_bucket_lifecycle_configuration.upload[0]"}
+    assert minio == buckets | {'aws_s3_bucket_lifecycle_configuration.bucket["upload"]'}
 
 
 def test_cors_without_origins_is_refused(terraform):
