@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from litestar import Response, Router, get
 from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from api.deps import ContextDep
 from vidqueue import __version__
@@ -60,7 +61,7 @@ def page(ctx: ContextDep) -> Response[str]:
     include_in_schema=False,
     sync_to_thread=False,
 )
-def page_asset(name: str) -> Response[bytes]:
+def page_asset(name: FromPath[str]) -> Response[bytes]:
     """The page's script or style sheet; 404 for any other name."""
     media_type = ASSETS.get(name)
     if media_type is None:
