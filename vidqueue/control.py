@@ -71,9 +71,10 @@ def retry_job(ctx: Context, record: JobRecord) -> None:
 
 def _drop_queued(ctx: Context, job_id: str) -> None:
     # A waiting job would be skipped by the worker anyway (it checks the state
-    # first); removing it keeps queue positions and counts honest.
+    # first); deleting it keeps queue positions and counts honest, and lets a
+    # retry enqueue it anew (a job only taken off the list still reads queued).
     try:
         job = Job.fetch(job_id, connection=ctx.redis)
     except NoSuchJobError:
         return
-    ctx.queue.remove(job)
+    job.delete()
