@@ -147,7 +147,8 @@ def worker_process(settings: Settings, tmp_path: Path):
     """Start real `vidqueue worker` processes; all are stopped after the test.
 
     Call it to start one (it returns the process); it waits until the worker
-    has registered with Redis.
+    has registered with Redis. Each worker leads a process group of its own
+    (with its work-horse and ffmpeg), so a test can kill all of it at once.
     """
     started: list[subprocess.Popen] = []
 
@@ -157,6 +158,7 @@ def worker_process(settings: Settings, tmp_path: Path):
             process = subprocess.Popen(
                 [sys.executable, "-m", "vidqueue.cli", "worker"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
         started.append(process)
         ctx = Context(settings)

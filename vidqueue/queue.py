@@ -78,8 +78,12 @@ class VideoWorker(Worker):
     minute; a worker killed mid-job (SIGKILL, out of memory) then leaves its
     job unclaimed for that long, plus up to ten minutes until another worker's
     maintenance finds it. These settings shorten both, so another worker
-    retries an abandoned job within about
-    `JOB_MONITORING_INTERVAL + LEASE_GRACE + MAINTENANCE_INTERVAL` seconds.
+    finds an abandoned job within about
+    `JOB_MONITORING_INTERVAL + LEASE_GRACE + MAINTENANCE_INTERVAL` seconds
+    (30 s) and puts it back for its next attempt. That attempt waits for RQ's
+    scheduler, and when the dead worker was the one holding the scheduler's
+    lock, for that lock to lapse (61 s in RQ): about 90 s from death to the
+    next attempt at worst.
     """
 
     def __init__(self, *args, **kwargs):
