@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -17,6 +18,7 @@ from api.hooks import storage_hook
 from api.legacy import legacy_upload
 from api.multipart import MultipartController
 from api.page import page_router
+from api.reader import READER_STATE_KEY, ReaderSlot
 from api.status import StatusController
 from api.uploads import UploadController
 from vidqueue import __version__, defaults
@@ -36,6 +38,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
     def provide_context() -> Context:
         return ctx
 
+    reader = ReaderSlot(ctx)
     return Litestar(
         route_handlers=[
             UploadController,
@@ -52,6 +55,9 @@ def create_app(ctx: Context | None = None) -> Litestar:
             "ctx": Provide(provide_context, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),
         },
+        state=State({READER_STATE_KEY: reader}),
+        on_startup=[reader.open],
+        on_shutdown=[reader.close],
         middleware=auth_middleware(ctx.settings),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=defaults.REQUEST_BODY_LIMIT_BYTES,

@@ -137,6 +137,16 @@ class Speed:
     realtime_factor: float
     """Seconds of video one worker processes per second."""
 
+    def estimate(self, jobs_ahead: int) -> int:
+        """Seconds until a job with `jobs_ahead` before it is done.
+
+        The work ahead, in seconds of video (the jobs ahead and this one, each
+        as long as the average video so far), divided by what the workers
+        process per second: the realtime factor times the number of workers.
+        """
+        work_s = (jobs_ahead + 1) * self.video_seconds_per_job
+        return math.ceil(work_s / (self.realtime_factor * self.workers))
+
 
 _speeds: WeakKeyDictionary[Context, tuple[float, Speed]] = WeakKeyDictionary()
 
@@ -147,10 +157,9 @@ def measured_speed(ctx: Context) -> Speed:
     Before any job was measured, a job is taken to need
     `ESTIMATE_DEFAULT_SECONDS` of one worker's time.
     """
-    now = time.monotonic()
-    cached = _speeds.get(ctx)
-    if cached and now - cached[0] < defaults.FIGURES_CACHE_SECONDS:
-        return cached[1]
+    cached = fresh_speed(ctx)
+    if cached is not None:
+        return cached
 
     totals = ctx.records.throughput()
     video_s, elapsed_s = totals["video_seconds"], totals["elapsed_seconds"]
@@ -161,26 +170,29 @@ def measured_speed(ctx: Context) -> Speed:
     )
     if totals["jobs"] >= 1 and video_s > 0 and elapsed_s > 0:
         speed = Speed(speed.workers, video_s / totals["jobs"], video_s / elapsed_s)
-    _speeds[ctx] = (now, speed)
+    _speeds[ctx] = (time.monotonic(), speed)
     return speed
 
 
-def estimated_seconds(ctx: Context, jobs_ahead: int) -> int:
-    """Seconds until a job with `jobs_ahead` before it is done.
-
-    The work ahead, in seconds of video (the jobs ahead and this one, each as
-    long as the average video so far), divided by what the workers process
-    per second: the realtime factor times the number of workers.
-    """
-    speed = measured_speed(ctx)
-    work_s = (jobs_ahead + 1) * speed.video_seconds_per_job
-    return math.ceil(work_s / (speed.realtime_factor * speed.workers))
+def fresh_speed(ctx: Context) -> Speed | None:
+    """The speed read from Redis in the last few seconds, if any (no I/O)."""
+    cached = _speeds.get(ctx)
+    if cached and time.monotonic() - cached[0] < defaults.FIGURES_CACHE_SECONDS:
+        return cached[1]
+    return None
 
 
 def status_of(ctx: Context, record: JobRecord) -> JobStatus:
     """The public view of a job."""
     position = position_of(ctx, record)
-    estimate = None if position is None else estimated_seconds(ctx, position)
+    estimate = None if position is None else measured_speed(ctx).estimate(position)
+    return shape_status(record, position, estimate)
+
+
+def shape_status(
+    record: JobRecord, position: int | None, estimate: int | None
+) -> JobStatus:
+    """The public view of a job, given its queue position and estimate."""
     return JobStatus(
         job_id=record.id,
         state=record.state,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 from rq import Worker
 
 from api.deps import ContextDep, UserDep
-from api.jobs import find_job, recent_jobs, status_of
+from api.jobs import recent_jobs
+from api.reader import reader_of
 from api.schemas import JobList, JobStatus, QueueInfo
 from api.uploads import JobId
 
@@ -19,10 +20,15 @@ class StatusController(Controller):
 
     tags = ("status",)
 
-    @get("/status/{job_id:str}", sync_to_thread=True)
-    def status(self, ctx: ContextDep, user: UserDep, job_id: JobId) -> JobStatus:
-        """The job's state, progress, result or failure reason, and queue position."""
-        return status_of(ctx, find_job(ctx, user, job_id))
+    @get("/status/{job_id:str}")
+    async def status(self, request: Request, user: UserDep, job_id: JobId) -> JobStatus:
+        """The job's state, progress, result or failure reason, and queue position.
+
+        Pollers call this often: concurrent calls share Redis round trips.
+        """
+        # The reader comes from the app's state rather than as a dependency:
+        # two dependencies at one level cost a task group per request.
+        return await reader_of(request.app).status(user, job_id)
 
     @get("/jobs", sync_to_thread=True)
     def jobs(

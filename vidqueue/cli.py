@@ -22,20 +22,11 @@ logger = logging.getLogger("vidqueue.cli")
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the HTTP API."""
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve
     from vidqueue.context import Context
 
-    app = create_app(Context(settings))
-    uvicorn.run(
-        app,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve(create_app(Context(settings)), settings)
     return 0
 
 

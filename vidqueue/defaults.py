@@ -177,8 +177,9 @@ MAX_PARTS_PER_BATCH = 100
 # Queue position
 ENQUEUED_TOTAL_KEY = f"{KEY_PREFIX}:queue:enqueued-total"
 """Counter of every enqueue ever made; a job's sequence number is its value then."""
-QUEUE_SEQ_KEY_TEMPLATE = KEY_PREFIX + ":job:{job_id}:queue-seq"
-"""A job's enqueue sequence number (kept beside the record, not in it)."""
+QUEUE_SEQ_FIELD = "queue_seq"
+"""Field of the job's Redis hash holding its enqueue sequence number (not a
+record field: `JobRecord` ignores it)."""
 POSITION_SCAN_LIMIT = 10_000
 """Most queue entries a position lookup compares when it has to walk the list."""
 FIGURES_CACHE_SECONDS = 2.0

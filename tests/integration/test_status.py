@@ -60,7 +60,7 @@ def test_positions_on_a_long_queue_never_walk_it(ctx):
 def test_a_job_without_a_number_is_found_by_walking(ctx):
     ids = waiting_jobs(ctx, 3)
     ctx.redis.rpush(ctx.queue.key, "put-back-by-rq")
-    ctx.redis.delete(defaults.QUEUE_SEQ_KEY_TEMPLATE.format(job_id=ids[2]))
+    ctx.redis.hdel(defaults.job_key(ids[2]), defaults.QUEUE_SEQ_FIELD)
 
     assert jobs_ahead(ctx.queue, ids[2]) == 2
     assert jobs_ahead(ctx.queue, "not-queued") is None
