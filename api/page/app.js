@@ -287,6 +287,7 @@
       this.pollTimer = null;
       this.announced = "";
       this.samples = [];
+      this.sent = 0;
       this.autoplay = false;
     }
 
@@ -344,6 +345,7 @@
     }
 
     uploadProgress(loaded, total) {
+      this.sent = loaded;
       const now = performance.now();
       this.samples.push([now, loaded]);
       while (this.samples.length > 2 && now - this.samples[0][0] > 5000) {
@@ -362,10 +364,11 @@
       this.say(`Uploading: ${Math.floor(percent / 10) * 10}%`);
     }
 
-    interrupted(error) {
+    interrupted(error, sent, total) {
       this.uploading = false;
       this.paused = true;
       this.setBadge("uploading", "Paused");
+      this.detail.textContent = `${formatBytes(sent)} of ${formatBytes(total)} sent`;
       this.setButtons(["resume", "cancel"]);
       this.say("Upload paused: the connection failed.");
       this.showError(
@@ -575,7 +578,7 @@
     } catch (error) {
       if (view.cancelled) return;
       if (isRetryable(error) && view.jobId) {
-        view.interrupted(error);
+        view.interrupted(error, view.sent, view.file.size);
       } else if (view.jobId && error instanceof ApiError && error.status === 409) {
         view.uploading = false;
         view.refreshStatus();
@@ -712,12 +715,12 @@
             sending.set(n, loaded);
             report();
           });
+          sent += blob.size;
         } finally {
           sending.delete(n);
+          report();
         }
       });
-      sent += blob.size;
-      report();
     };
     const queue = [...todo];
     let failure = null;

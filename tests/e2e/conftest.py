@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
 from vidqueue import services
 from vidqueue.settings import Settings
@@ -204,6 +204,7 @@ def browser(chromium: str, tmp_path: Path) -> Iterator[Page]:
             viewport=DESKTOP,
         )
         context.set_default_timeout(STEP_TIMEOUT_MS)
+        expect.set_options(timeout=STEP_TIMEOUT_MS)
         page = context.pages[0] if context.pages else context.new_page()
         page.on("console", watch.on_console)
         page.on("pageerror", watch.on_error)
