@@ -84,11 +84,11 @@ class Progress:
         return lambda done: self.report(start + (end - start) * done, stage)
 
 
-def process_video(job_id: str) -> dict | None:
-    """Run one job through its profile; returns its result.
+def process_video(job_id: str) -> str:
+    """Run one job through its profile; returns the state it ended in.
 
-    Returns None when the job was not runnable (cancelled meanwhile, its
-    record gone), was cancelled while running, or failed on bad input.
+    The result itself (with its URLs, presigned and so secret) lives in the
+    job record only: RQ keeps a job's return value in Redis and logs it.
     """
     ctx = _context()
     worker = _worker_name()
@@ -96,7 +96,7 @@ def process_video(job_id: str) -> dict | None:
     if record is None or record.state not in ("waiting", "active"):
         state = record.state if record else "unknown"
         logger.info("job %s: is %s, not run (worker %s)", job_id, state, worker)
-        return None
+        return state
 
     attempts = ctx.records.increment_attempts(job_id)
     started = ctx.records.transition(
@@ -104,11 +104,12 @@ def process_video(job_id: str) -> dict | None:
         stage="probing", progress=0, started_at=utcnow(), failed_reason="",
     )  # fmt: skip
     if not started:
-        return None
+        return ctx.records.state_of(job_id) or "unknown"
     logger.info("job %s: started, attempt %d (worker %s)", job_id, attempts, worker)
 
     try:
-        return Pipeline(ctx, record, worker).run()
+        Pipeline(ctx, record, worker).run()
+        return "completed"
     except BadInput as exc:
         fail(ctx, job_id, str(exc))
         logger.info("job %s: failed: %s (worker %s)", job_id, exc, worker)
@@ -119,7 +120,7 @@ def process_video(job_id: str) -> dict | None:
         logger.info(
             "job %s: cancelled, %d outputs removed (worker %s)", job_id, removed, worker
         )
-    return None
+    return ctx.records.state_of(job_id) or "unknown"
 
 
 @dataclass

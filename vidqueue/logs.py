@@ -36,6 +36,14 @@ def configure(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    # Libraries that log request URLs (presigned, hence secret) stay quiet.
-    for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore"):
+    quiet_libraries()
+
+
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore")
+
+
+def quiet_libraries() -> None:
+    """Keep libraries that log request URLs and headers (presigned, hence
+    secret) at warnings, whatever the level of vidqueue's own logs."""
+    for noisy in QUIET_LIBRARIES:
         logging.getLogger(noisy).setLevel(logging.WARNING)
