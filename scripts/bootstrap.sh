@@ -21,6 +21,8 @@ missing_packages() {
     have_postgres || missing+=(postgresql)
     if [[ "${VIDQUEUE_WITH_BROWSER:-0}" == 1 ]]; then
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+        # A font, or the page's text is missing from browser screenshots.
+        compgen -G '/usr/share/fonts/truetype/*/*.ttf' >/dev/null || missing+=(fonts-liberation)
     fi
     printf '%s\n' "${missing[@]}" | sort -u | grep -v '^$' || true
 }
