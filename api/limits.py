@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
@@ -42,13 +43,23 @@ def reserve_upload(ctx: Context, user_id: str, job_id: str) -> None:
 
 
 def extend_upload(ctx: Context, user_id: str, job_id: str) -> None:
-    """Keep a multipart upload in flight while new part URLs are being signed."""
+    """Keep a multipart upload in flight while new part URLs are being signed.
+
+    The job's `upload_expires_at` moves on too, so the poller does not fail a
+    large upload that is still sending parts ("upload never arrived").
+    """
     lifetime_s = ctx.settings.presign_expiry_seconds
     key = defaults.IN_FLIGHT_KEY_TEMPLATE.format(user_id=user_id)
     with ctx.redis.pipeline(transaction=True) as pipe:
         pipe.zadd(key, {job_id: time.time() + lifetime_s}, xx=True, gt=True)
         pipe.expire(key, lifetime_s + 1, gt=True)
         pipe.execute()
+    expires = datetime.now(UTC) + timedelta(seconds=lifetime_s)
+    ctx.records.update(
+        job_id,
+        only_in=("uploading",),
+        upload_expires_at=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+    )
 
 
 def release_upload(ctx: Context, user_id: str, job_id: str) -> None:

@@ -343,3 +343,15 @@ def test_minio_listen_survives_a_dropped_stream(settings, clip):
 
     assert _MinioStream.connections >= 2
     assert jobs_enqueued(ctx) == 2
+
+
+def test_signing_more_parts_keeps_a_large_upload_alive(ctx, clip):
+    from api.limits import extend_upload
+
+    record = pending_upload(ctx, clip, store=False)
+    ctx.records.update(record.id, upload_expires_at="2000-01-01T00:00:00Z")
+
+    extend_upload(ctx, record.user_id, record.id)
+
+    assert poll_once(ctx)[Outcome.NOT_ARRIVED] == 1
+    assert ctx.records.state_of(record.id) == "uploading"
