@@ -65,7 +65,11 @@ class Terraform:
         args = ["init", "-input=false"]
         if plugin_dir:
             args.append(f"-plugin-dir={plugin_dir}")
-        self.run(*args)
+        done = self.run(*args, check=False)
+        assert done.returncode == 0, (
+            "terraform init failed; offline, set VIDQUEUE_TF_PLUGIN_DIR to a "
+            f"provider mirror (scripts/test.sh finds one):\n{done.stderr}"
+        )
 
     def apply(self, variables: dict) -> None:
         """Apply the configuration with these variables."""
