@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install vidqueue as systemd services on a Debian or Ubuntu machine.
+# Install vidqueue as systemd services on Debian 12+ or Ubuntu 24.04+.
 #
 #   sudo scripts/install-vps.sh [--roles api,poller,worker,redis] [--start]
 #
@@ -93,12 +93,13 @@ create_user() {
     local conf
     conf="$(at /etc/sysusers.d/vidqueue.conf)"
     install -C -D -m 0644 "$UNITS/vidqueue.sysusers" "$conf"
-    mkdir -p "$(at /etc)"
     systemd-sysusers --root="$ROOT" "$conf"
 }
 
 install_python() {
     local venv="$HOME_DIR/venv"
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "vidqueue needs Python 3.11 or newer (Debian 12, Ubuntu 24.04)"
     if [[ ! -x "$venv/bin/python" ]]; then
         log "creating $venv"
         python3 -m venv "$venv"
