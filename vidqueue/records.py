@@ -75,6 +75,9 @@ class JobRecord:
     started_at: str = ""
     finished_at: str = ""
     upload_expires_at: str = ""
+    callback_url: str = ""
+    """Where this job's webhooks go, when it has a URL of its own. It may carry
+    a token: never log it whole (`vidqueue.webhooks.addresses.redact`)."""
 
     @property
     def is_final(self) -> bool:

@@ -27,7 +27,7 @@ PROBE_JOB_ID = "0" * 26
 TIMESTAMP_FIELDS = frozenset(
     {"created_at", "updated_at", "started_at", "finished_at", "upload_expires_at"}
 )
-NULLABLE_TEXT_FIELDS = frozenset({"stage", "failed_reason"})
+NULLABLE_TEXT_FIELDS = frozenset({"stage", "failed_reason", "callback_url"})
 """Empty in Redis, NULL in the table."""
 
 
