@@ -19,6 +19,15 @@ logger = logging.getLogger("vidqueue.context")
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+def outbox_consumed(settings: Settings) -> bool:
+    """True when something reads the outbox: the database's pump, or webhooks.
+
+    Every process writing job records (API, poller, worker) must decide the
+    same, from the same settings, so this is the one place that decides.
+    """
+    return durable_configured(settings) or settings.webhooks_enabled
+
+
 class Context:
     """Redis, the record store, the queue and storage for one process.
 
@@ -41,8 +50,8 @@ class Context:
 
     @cached_property
     def records(self) -> RecordStore:
-        """Job records in Redis, feeding the outbox when a database is configured."""
-        return RecordStore(self.redis, outbox=durable_configured(self.settings))
+        """Job records in Redis, feeding the outbox when something consumes it."""
+        return RecordStore(self.redis, outbox=outbox_consumed(self.settings))
 
     @cached_property
     def durable(self) -> StatusSink | None:

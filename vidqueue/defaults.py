@@ -188,3 +188,53 @@ READY_CHECK_TIMEOUT_SECONDS = 3.0
 """How long `/readyz` waits for each dependency before calling it unavailable."""
 EVENTS_HEARTBEAT_SECONDS = 15.0
 """Longest silence on an event stream before a comment line keeps it open."""
+
+# Webhooks
+WEBHOOK_QUEUE_NAME = "webhooks"
+"""The RQ queue of webhook deliveries, apart from videos so none waits behind one."""
+WEBHOOK_FUNCTION = "vidqueue.webhooks.delivery.deliver"
+"""The delivery job, named by path like the video job."""
+WEBHOOK_GROUP = "webhooks"
+"""The outbox consumer group of the webhook dispatchers."""
+WEBHOOK_SIGNATURE_HEADER = "Vidqueue-Signature"
+"""`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`."""
+WEBHOOK_DELIVERY_HEADER = "Vidqueue-Delivery"
+"""The delivery's id: the same on every attempt of one delivery."""
+WEBHOOK_EVENT_HEADER = "Vidqueue-Event"
+"""`job.completed`, `job.failed`, `job.cancelled` or `job.updated`."""
+WEBHOOK_TIMEOUT_SECONDS = 5.0
+"""How long one attempt waits to connect, and then for each read or write."""
+WEBHOOK_RETRY_INTERVALS_SECONDS = (
+    15, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800,
+)  # fmt: skip
+"""Pauses before the retries of a failed attempt: growing, about a day in all
+(23 h 51 min over 11 attempts)."""
+WEBHOOK_RESPONSE_LIMIT_BYTES = 4096
+"""Most bytes of a receiver's answer read; the rest is never read."""
+WEBHOOK_TOLERANCE_SECONDS = 300
+"""How old a signature's timestamp receivers should accept, against replays."""
+WEBHOOK_JOB_TIMEOUT_SECONDS = 60
+"""RQ's limit for one delivery attempt, slow-dripping receivers included."""
+WEBHOOK_DELIVERY_KEY_TEMPLATE = KEY_PREFIX + ":webhook:delivery:{delivery_id}"
+"""Hash of one delivery: job id, event, URL, body and attempts so far."""
+WEBHOOK_DELIVERY_TTL_SECONDS = 3 * 24 * 3600
+"""How long a delivery is kept: past its last retry, with room to spare."""
+WEBHOOK_SENT_KEY_TEMPLATE = KEY_PREFIX + ":webhook:sent:{job_id}:{mark}"
+"""Set once per (job, state, moment): the guard against sending one event twice."""
+WEBHOOK_SENT_LEASE_SECONDS = 30
+"""A guard's life until its delivery is enqueued: shorter than the outbox's
+claim time, so that an entry whose dispatcher died is dispatched again."""
+WEBHOOK_SENT_TTL_SECONDS = 7 * 24 * 3600
+"""How long a dispatched event's guard is kept, against replays."""
+WEBHOOK_ATTEMPTS_KEY_TEMPLATE = KEY_PREFIX + ":webhook:attempts:{job_id}"
+"""List of one job's delivery attempts as JSON, oldest first."""
+WEBHOOK_ATTEMPTS_KEPT = 50
+"""Most attempts kept per job (the oldest go first)."""
+WEBHOOK_MAX_URL_CHARS = 2048
+WEBHOOK_DISPATCH_BLOCK_SECONDS = 1.0
+"""How long a dispatcher waits for new outbox entries before looking again."""
+METADATA_ADDRESSES = frozenset(
+    {"169.254.169.254", "168.63.129.16", "100.100.100.200", "fd00:ec2::254"}
+)
+"""Cloud metadata and host services (AWS, GCP, Azure, Alibaba), refused even
+where they are not private addresses."""

@@ -25,6 +25,12 @@ class InvalidRequest(VidqueueError):
     status_code = 400
 
 
+class CallbackRefused(InvalidRequest):
+    """Raised when a callback URL is not one vidqueue may call (form or address)."""
+
+    code = "callback_refused"
+
+
 class PayloadTooLarge(InvalidRequest):
     """Raised when an upload is larger than the configured limit."""
 

@@ -59,6 +59,15 @@ class Settings:
     stall_timeout_seconds: float = defaults.STALL_TIMEOUT_SECONDS
     time_limit_factor: float = defaults.TIME_LIMIT_FACTOR
     source_read: str = defaults.SOURCE_READ
+    webhooks: str = "auto"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_stages: str = "off"
+    webhook_allow_hosts: str | None = None
+    webhook_timeout_seconds: float = defaults.WEBHOOK_TIMEOUT_SECONDS
+    webhook_retry_seconds: str = ",".join(
+        map(str, defaults.WEBHOOK_RETRY_INTERVALS_SECONDS)
+    )
     data_dir: Path = field(default_factory=lambda: Path(".vidqueue"))
     log_level: str = "INFO"
     log_format: str = "text"
@@ -109,6 +118,51 @@ class Settings:
             raise ConfigError("VIDQUEUE_MINIO_LISTEN must be on or off")
         if self.log_format not in ("text", "json"):
             raise ConfigError("VIDQUEUE_LOG_FORMAT must be text or json")
+        self._check_webhooks()
+
+    def _check_webhooks(self) -> None:
+        if self.webhooks not in ("auto", "on", "off"):
+            raise ConfigError("VIDQUEUE_WEBHOOKS must be auto, on or off")
+        if self.webhook_stages not in ("on", "off"):
+            raise ConfigError("VIDQUEUE_WEBHOOK_STAGES must be on or off")
+        if self.webhook_timeout_seconds <= 0:
+            raise ConfigError("VIDQUEUE_WEBHOOK_TIMEOUT_SECONDS must be positive")
+        if _seconds_list(self.webhook_retry_seconds) is None:
+            raise ConfigError(
+                "VIDQUEUE_WEBHOOK_RETRY_SECONDS must be a comma-separated list of "
+                f"seconds, not {self.webhook_retry_seconds!r}"
+            )
+        if self.webhooks_enabled and not self.webhook_secret:
+            raise ConfigError(
+                "webhooks are on: set VIDQUEUE_WEBHOOK_SECRET, which signs them"
+            )
+        url = self.webhook_url or ""
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise ConfigError("VIDQUEUE_WEBHOOK_URL must be an http(s) URL")
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        """True when jobs are announced to callback URLs (`vidqueue.webhooks`).
+
+        `VIDQUEUE_WEBHOOKS=auto` (the default) turns webhooks on when
+        `VIDQUEUE_WEBHOOK_URL` is set; `on` turns them on without a global URL,
+        for jobs that bring their own `callbackUrl`; `off` turns them off.
+        """
+        if self.webhooks == "auto":
+            return bool(self.webhook_url)
+        return self.webhooks == "on"
+
+    @property
+    def webhook_retry_intervals(self) -> tuple[int, ...]:
+        """Seconds before each retry of a failed delivery, in order."""
+        intervals = _seconds_list(self.webhook_retry_seconds)
+        return intervals or defaults.WEBHOOK_RETRY_INTERVALS_SECONDS
+
+    @property
+    def webhook_allowed_hosts(self) -> frozenset[str]:
+        """Hosts that callbacks may reach whatever their address (lower case)."""
+        names = (self.webhook_allow_hosts or "").lower().split(",")
+        return frozenset(name.strip() for name in names if name.strip())
 
     def to_env(self) -> dict[str, str]:
         """The `VIDQUEUE_*` variables that give a child process these settings."""
@@ -129,6 +183,15 @@ class Settings:
         if self.api_url:
             return self.api_url.rstrip("/")
         return f"http://{self.api_host}:{self.api_port}"
+
+
+def _seconds_list(text: str) -> tuple[int, ...] | None:
+    """`"15,60"` as `(15, 60)`; None unless it is whole seconds, at least one."""
+    try:
+        seconds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        return None
+    return seconds if min(seconds) >= 0 else None
 
 
 def _convert(name: str, raw: str, annotation: str) -> object:

@@ -13,12 +13,14 @@ consumer of it:
   so of two entries of one job the higher version is the newer.
 - The stream is written only while something consumes it: `RecordStore`
   appends when built with `outbox=True`, which `Context` does when a
-  database is configured.
+  database or webhooks are configured (`vidqueue.context.outbox_consumed`).
 - Every consumer reads with a consumer group of its own, created at id `0` so
-  that it also sees what was written before it first ran. The pumps here use
-  the group `durable-record`. After acknowledging, a pump trims the entries
-  that every group has acknowledged (XTRIM MINID), never more; a group that
-  stops reading keeps the stream growing, so destroy groups that are gone.
+  that it also sees what was written before it first ran (`OutboxReader`).
+  The pumps here use the group `durable-record`, the webhook dispatchers
+  (`vidqueue.webhooks.dispatch`) the group `webhooks`. After acknowledging,
+  a consumer trims the entries that every group has acknowledged (XTRIM
+  MINID), never more; a group that stops reading keeps the stream growing,
+  so destroy groups that are gone.
 
 The pump reads a batch, keeps only the newest entry of each job (this is what
 throttles progress: a busy job's many progress changes become one row write
@@ -52,26 +54,38 @@ logger = logging.getLogger("vidqueue.outbox")
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 
+def read_record(
+    entry_id: bytes, entry_fields: dict[bytes, bytes] | None
+) -> JobRecord | None:
+    """The job record an entry holds, or None.
+
+    Entries without fields (deleted from the stream meanwhile) give None, and
+    so do entries that are not a job record, which are logged.
+    """
+    if not entry_fields:
+        return None
+    try:
+        record = JobRecord.from_redis(entry_fields)
+    except (ValueError, TypeError) as exc:
+        logger.error(
+            "outbox entry %s is not a job record, skipped: %s", _text(entry_id), exc
+        )
+        return None
+    if not record.id:
+        logger.error("outbox entry %s names no job, skipped", _text(entry_id))
+        return None
+    return record
+
+
 def coalesce(entries: Sequence[Entry]) -> dict[str, JobRecord]:
     """The newest record of each job among `entries` (highest version wins).
 
-    Entries without fields (deleted from the stream meanwhile) are skipped, and
-    so are entries that are not a job record, which are logged.
+    Entries that hold no job record are skipped (see `read_record`).
     """
     newest: dict[str, JobRecord] = {}
     for entry_id, entry_fields in entries:
-        if not entry_fields:
-            continue
-        try:
-            record = JobRecord.from_redis(entry_fields)
-        except (ValueError, TypeError) as exc:
-            logger.error(
-                "outbox entry %s is not a job record, skipped: %s",
-                _text(entry_id), exc,
-            )  # fmt: skip
-            continue
-        if not record.id:
-            logger.error("outbox entry %s names no job, skipped", _text(entry_id))
+        record = read_record(entry_id, entry_fields)
+        if record is None:
             continue
         known = newest.get(record.id)
         if known is None or record.version >= known.version:
@@ -79,7 +93,139 @@ def coalesce(entries: Sequence[Entry]) -> dict[str, JobRecord]:
     return newest
 
 
-class OutboxPump:
+class OutboxReader:
+    """One consumer of the outbox, reading with a consumer group of its own.
+
+    `_read` returns what this consumer read before and did not acknowledge,
+    else what a stopped consumer of the same group left unacknowledged for
+    `claim_idle_s`, else new entries; `_acknowledge` also trims the entries
+    that every group is done with. Subclasses decide what entries mean.
+
+    Args:
+        redis: the Redis holding the outbox.
+        group: the consumer group, one per kind of consumer.
+        consumer: this consumer's name in the group (unique per process).
+        batch_entries: most entries read at once.
+        claim_idle_s: entries another consumer left unacknowledged this long
+            are taken over.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        group: str,
+        consumer: str | None = None,
+        batch_entries: int = defaults.OUTBOX_BATCH_ENTRIES,
+        claim_idle_s: float = defaults.OUTBOX_CLAIM_IDLE_SECONDS,
+    ):
+        self.redis = redis
+        self.key = defaults.OUTBOX_KEY
+        self.group = group
+        self.consumer = consumer or (
+            f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
+        )
+        self.batch_entries = batch_entries
+        self.claim_idle_s = claim_idle_s
+        self._group_ready = False
+        self._last_tidy = 0.0
+
+    def backlog(self) -> int:
+        """Entries this group has not acknowledged yet (read or not)."""
+        self._ensure_group()
+        waiting = self.redis.xpending(self.key, self.group)["pending"]
+        for group in self.redis.xinfo_groups(self.key):
+            if _text(group["name"]) == self.group:
+                waiting += group.get("lag") or 0
+        return int(waiting)
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def _read(self, block_s: float) -> list[Entry]:
+        # First what this consumer read before and did not finish, then what
+        # a stopped consumer of the group left behind, then new entries.
+        mine = self._read_group("0", block_s=0)
+        if mine:
+            return mine
+        claimed = self._claim()
+        if claimed:
+            return claimed
+        return self._read_group(">", block_s=block_s)
+
+    def _read_group(self, start: str, block_s: float) -> list[Entry]:
+        block_ms = int(block_s * 1000) or None  # 0 would mean "forever"
+        try:
+            answer = self.redis.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.key: start},
+                count=self.batch_entries,
+                block=block_ms,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the stream (flushed, restarted empty): start again.
+            self._group_ready = False
+            self._ensure_group()
+            return []
+        return list(answer[0][1]) if answer else []
+
+    def _claim(self) -> list[Entry]:
+        now = time.monotonic()
+        if now - self._last_tidy < self.claim_idle_s / 2:
+            return []
+        self._last_tidy = now
+        self._forget_idle_consumers()
+        _cursor, claimed, *_deleted = self.redis.xautoclaim(
+            self.key,
+            self.group,
+            self.consumer,
+            min_idle_time=int(self.claim_idle_s * 1000),
+            count=self.batch_entries,
+        )
+        if claimed:
+            logger.info(
+                "outbox %s %s: took over %d changes of a stopped consumer",
+                self.group, self.consumer, len(claimed),
+            )  # fmt: skip
+        return list(claimed)
+
+    def _forget_idle_consumers(self) -> None:
+        forget_ms = defaults.OUTBOX_FORGET_CONSUMER_SECONDS * 1000
+        for consumer in self.redis.xinfo_consumers(self.key, self.group):
+            name = _text(consumer["name"])
+            if name == self.consumer or consumer["pending"]:
+                continue
+            if consumer["idle"] > forget_ms:
+                self.redis.xgroup_delconsumer(self.key, self.group, name)
+
+    def _acknowledge(self, entry_ids: list[bytes]) -> None:
+        self.redis.xack(self.key, self.group, *entry_ids)
+        floor = self._oldest_needed()
+        if floor is not None:
+            self.redis.xtrim(self.key, minid=floor, approximate=False)
+
+    def _oldest_needed(self) -> str | None:
+        """The oldest entry id that some group has not acknowledged yet."""
+        oldest: tuple[int, int] | None = None
+        for group in self.redis.xinfo_groups(self.key):
+            needed = _next_id(_text(group["last-delivered-id"]))
+            if group["pending"]:
+                summary = self.redis.xpending(self.key, _text(group["name"]))
+                needed = min(needed, _parse_id(_text(summary["min"])))
+            oldest = needed if oldest is None else min(oldest, needed)
+        return None if oldest is None else f"{oldest[0]}-{oldest[1]}"
+
+
+class OutboxPump(OutboxReader):
     """Writes the outbox to the database, one coalesced batch at a time.
 
     Args:
@@ -104,23 +250,16 @@ class OutboxPump:
         retry_max_s: float = defaults.OUTBOX_RETRY_MAX_SECONDS,
         claim_idle_s: float = defaults.OUTBOX_CLAIM_IDLE_SECONDS,
     ):
-        self.redis = redis
-        self.sink = sink
-        self.key = defaults.OUTBOX_KEY
-        self.group = defaults.OUTBOX_GROUP
-        self.consumer = consumer or (
-            f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
+        super().__init__(
+            redis, defaults.OUTBOX_GROUP, consumer, batch_entries, claim_idle_s
         )
-        self.batch_entries = batch_entries
+        self.sink = sink
         self.interval_s = interval_s
         self.retry_max_s = retry_max_s
-        self.claim_idle_s = claim_idle_s
         self.writes = 0
         """Upserts sent so far (one per batch)."""
         self.rows = 0
         """Records written so far (after coalescing)."""
-        self._group_ready = False
-        self._last_tidy = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Pump until `stop` is set, pausing longer while the database is down."""
@@ -176,84 +315,6 @@ class OutboxPump:
             total += done
         return total
 
-    def backlog(self) -> int:
-        """Entries this group has not acknowledged yet (read or not)."""
-        self._ensure_group()
-        waiting = self.redis.xpending(self.key, self.group)["pending"]
-        for group in self.redis.xinfo_groups(self.key):
-            if _text(group["name"]) == self.group:
-                waiting += group.get("lag") or 0
-        return int(waiting)
-
-    def _ensure_group(self) -> None:
-        if self._group_ready:
-            return
-        try:
-            self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._group_ready = True
-
-    def _read(self, block_s: float) -> list[Entry]:
-        # First what this pump read before and could not write, then what a
-        # dead pump left behind, then new entries.
-        mine = self._read_group("0", block_s=0)
-        if mine:
-            return mine
-        claimed = self._claim()
-        if claimed:
-            return claimed
-        return self._read_group(">", block_s=block_s)
-
-    def _read_group(self, start: str, block_s: float) -> list[Entry]:
-        block_ms = int(block_s * 1000) or None  # 0 would mean "forever"
-        try:
-            answer = self.redis.xreadgroup(
-                self.group,
-                self.consumer,
-                {self.key: start},
-                count=self.batch_entries,
-                block=block_ms,
-            )
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # Redis lost the stream (flushed, restarted empty): start again.
-            self._group_ready = False
-            self._ensure_group()
-            return []
-        return list(answer[0][1]) if answer else []
-
-    def _claim(self) -> list[Entry]:
-        now = time.monotonic()
-        if now - self._last_tidy < self.claim_idle_s / 2:
-            return []
-        self._last_tidy = now
-        self._forget_idle_consumers()
-        _cursor, claimed, *_deleted = self.redis.xautoclaim(
-            self.key,
-            self.group,
-            self.consumer,
-            min_idle_time=int(self.claim_idle_s * 1000),
-            count=self.batch_entries,
-        )
-        if claimed:
-            logger.info(
-                "outbox pump %s: took over %d changes of a stopped pump",
-                self.consumer, len(claimed),
-            )  # fmt: skip
-        return list(claimed)
-
-    def _forget_idle_consumers(self) -> None:
-        forget_ms = defaults.OUTBOX_FORGET_CONSUMER_SECONDS * 1000
-        for consumer in self.redis.xinfo_consumers(self.key, self.group):
-            name = _text(consumer["name"])
-            if name == self.consumer or consumer["pending"]:
-                continue
-            if consumer["idle"] > forget_ms:
-                self.redis.xgroup_delconsumer(self.key, self.group, name)
-
     def _write(self, records: list[JobRecord]) -> None:
         try:
             self.sink.upsert(records)
@@ -274,23 +335,6 @@ class OutboxPump:
             "skipped (outbox pump %s)",
             record.id, record.version, self.consumer,
         )  # fmt: skip
-
-    def _acknowledge(self, entry_ids: list[bytes]) -> None:
-        self.redis.xack(self.key, self.group, *entry_ids)
-        floor = self._oldest_needed()
-        if floor is not None:
-            self.redis.xtrim(self.key, minid=floor, approximate=False)
-
-    def _oldest_needed(self) -> str | None:
-        """The oldest entry id that some group has not acknowledged yet."""
-        oldest: tuple[int, int] | None = None
-        for group in self.redis.xinfo_groups(self.key):
-            needed = _next_id(_text(group["last-delivered-id"]))
-            if group["pending"]:
-                summary = self.redis.xpending(self.key, _text(group["name"]))
-                needed = min(needed, _parse_id(_text(summary["min"])))
-            oldest = needed if oldest is None else min(oldest, needed)
-        return None if oldest is None else f"{oldest[0]}-{oldest[1]}"
 
     def _report(self, exc: Exception, pause_s: float) -> None:
         if isinstance(exc, (DatabaseUnavailable, RedisError)):
