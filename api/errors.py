@@ -6,7 +6,13 @@ import logging
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import (
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from vidqueue.errors import VidqueueError
 
@@ -60,6 +66,19 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     )
 
 
+def redis_unavailable(request: Request, exc: RedisError) -> Response:
+    """Redis, where jobs live, cannot be reached: try again shortly."""
+    logger.warning(
+        "%s %s: Redis unavailable: %s",
+        request.method, request.url.path, type(exc).__name__,
+    )  # fmt: skip
+    return Response(
+        _body("unavailable", "the job store cannot be reached; try again shortly"),
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
 def unexpected_error(request: Request, exc: Exception) -> Response:
     """A bug: logged with its traceback, answered without one."""
     logger.exception("%s %s: unexpected error", request.method, request.url.path)
@@ -73,5 +92,7 @@ EXCEPTION_HANDLERS = {
     VidqueueError: vidqueue_error,
     ValidationException: validation_error,
     HTTPException: http_error,
+    RedisConnectionError: redis_unavailable,
+    RedisTimeoutError: redis_unavailable,
     Exception: unexpected_error,
 }

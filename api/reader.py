@@ -108,7 +108,7 @@ class StatusReader:
     async def status(self, user_id: str, job_id: str) -> JobStatus:
         """The caller's job as `GET /status` shows it, or `JobNotFound`."""
         if not looks_like_job_id(job_id):
-            raise JobNotFound(f"no job {job_id!r}")
+            raise JobNotFound("no such job")
         snapshot = await self._snapshot(job_id)
         record = snapshot.record()
         if record is None:
