@@ -130,10 +130,11 @@ def start_system(
     `start_system(auth_mode="apikey", api_keys=...)` changes settings. All
     processes stop after the test.
     """
-    started: list[subprocess.Popen] = []
+    started: list[services.Service] = []
 
     def start(worker: bool = True, **changes) -> System:
         system_settings = settings.replace(**changes)
+        url = system_settings.base_url
         env = {**os.environ, **system_settings.to_env()}
         for role in ("api", "poller"):
             with (tmp_path / f"{role}.log").open("ab") as log:
@@ -141,23 +142,18 @@ def start_system(
                     [sys.executable, "-m", "vidqueue.cli", role],
                     env=env, stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
-            started.append(process)
-        url = system_settings.base_url
-        _wait_for_api(url, started[-2])
+            started.append(
+                services.Service(role, url, system_settings.api_port, process)
+            )
+        _wait_for_api(url, started[-2].process)
         allow_page_origin(system_settings, url)
         if worker:
             worker_process(**changes)
         return System(url=url, settings=system_settings)
 
     yield start
-    for process in started:
-        process.terminate()
-    for process in started:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    for service in started:
+        service.stop()
 
 
 def _wait_for_api(url: str, process: subprocess.Popen) -> None:
@@ -191,8 +187,8 @@ class PageWatch:
 def browser(chromium: str, tmp_path: Path) -> Iterator[Page]:
     """A page in the system's headless Chromium, on a fresh profile.
 
-    After the test, the page must have thrown no error and logged no
-    presigned URL.
+    After the test, the page must have thrown no error, broken none of its
+    Content-Security-Policy, and logged no presigned URL.
     """
     watch = PageWatch()
     with sync_playwright() as playwright:
@@ -213,5 +209,7 @@ def browser(chromium: str, tmp_path: Path) -> Iterator[Page]:
         finally:
             context.close()
     assert watch.errors == [], f"the page threw: {watch.errors}"
+    blocked = [line for line in watch.console if "Content Security Policy" in line]
+    assert blocked == [], f"the page broke its own policy: {blocked}"
     leaked = [line for line in watch.console if "X-Amz-Signature" in line]
     assert leaked == [], "the page logged presigned URLs"

@@ -270,6 +270,11 @@ def test_credential_entered_once_is_remembered(
     expect(card.locator("video")).to_be_visible()
     page.screenshot(path=artifacts / f"remembered-{mode}.png", full_page=True)
 
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    check_accessible(page)
+    page.screenshot(path=artifacts / f"remembered-{mode}-phone.png", full_page=True)
+
 
 @pytest.fixture(scope="session")
 def large_clip(media_dir: Path) -> Path:
@@ -308,7 +313,11 @@ def test_multipart_upload_resumes_after_network_failure(
     card = job_card(page, large_clip.name)
     expect(card.locator(".badge")).to_have_text("Paused")
     expect(card.locator(".job-error")).to_contain_text("network error")
-    page.screenshot(path=artifacts / "multipart-paused.png", full_page=True)
+    expect(card.locator(".job-detail")).to_have_text(
+        f"{PART_BYTES / 1e6:.1f} MB of {large_clip.stat().st_size / 1e6:.1f} MB sent"
+    )
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=artifacts / "multipart-paused-phone.png", full_page=True)
 
     network_down = False
     card.get_by_role("button", name="Resume upload").click()
