@@ -82,6 +82,12 @@ def test_other_users_jobs_answer_404(keyed):
     assert keyed.get(f"/status/{job_id}", headers=bob).status_code == 404
     assert keyed.post(f"/uploads/{job_id}/complete", headers=bob).status_code == 404
     assert keyed.get(f"/events/{job_id}", headers=bob).status_code == 404
+    assert keyed.delete(f"/jobs/{job_id}", headers=bob).status_code == 404
+    assert keyed.post(f"/jobs/{job_id}/retry", headers=bob).status_code == 404
+    assert (
+        keyed.get(f"/status/{job_id}", headers=bearer(ALICE_KEY)).json()["state"]
+        == "uploading"
+    )
     assert keyed.get("/jobs", headers=bob).json() == {"jobs": []}
     mine = keyed.get("/jobs", headers=bearer(ALICE_KEY)).json()["jobs"]
     assert [job["jobId"] for job in mine] == [job_id]
