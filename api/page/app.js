@@ -276,6 +276,7 @@
 
       this.jobId = null;
       this.state = null;
+      this.updatedAt = "";
       this.file = null;
       this.multipart = null;
       this.requests = new Set();
@@ -435,6 +436,9 @@
     // -- the job's status --
 
     apply(status) {
+      // An answer that left the server before the last one shown is old news.
+      if (status.updatedAt && status.updatedAt < this.updatedAt) return;
+      this.updatedAt = status.updatedAt;
       this.el.dataset.created = status.createdAt || "";
       // While this browser holds the file, the upload itself tells its story.
       if (this.file && status.state === "uploading") return;
