@@ -6,10 +6,11 @@ person enters an API key or a Supabase access token once, the browser keeps
 it, and the page sends it as `Authorization: Bearer` on each API call (and as
 `?access_token=` on the event stream, which cannot carry headers).
 
-The page uploads straight to storage from the person's browser, so the upload
-bucket must allow the page's origin by CORS: `PUT` and `POST`, any request
-header, and `ETag` exposed (`infra/terraform` sets exactly that with
-`enable_cors`). The local S3 server of `vidqueue dev` allows every origin.
+The page uploads straight to storage from the person's browser, so real
+buckets must allow the page's origin by CORS: `PUT` on the upload bucket with
+any request header (`infra/terraform` sets this with `enable_cors`). The page
+learns the ETags of multipart parts by listing them, so it reads no response
+header from storage. The local S3 server of `vidqueue dev` allows every origin.
 
 A Content-Security-Policy limits the page to its own scripts and styles, to
 calls to the API and to the storage endpoint, and to media from storage.
