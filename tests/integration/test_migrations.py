@@ -201,29 +201,22 @@ def test_the_service_role_reads_and_writes_every_row(db):
     assert {p for (p,) in db.execute("select progress from videos")} == {50}
 
 
-def test_the_table_joins_supabase_realtime_where_it_exists(database_url):
+@pytest.mark.parametrize(
+    "publication",
+    [
+        "create publication supabase_realtime",
+        "create publication supabase_realtime for all tables",
+    ],
+)
+def test_the_table_joins_supabase_realtime_where_it_exists(database_url, publication):
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("create publication supabase_realtime")
+        conn.execute(publication)
 
     migrate(database_url)
 
     with psycopg.connect(database_url) as conn:
         tables = conn.execute(
             "select schemaname, tablename from pg_publication_tables"
-            " where pubname = 'supabase_realtime'"
-        ).fetchall()
-    assert tables == [("public", "videos")]
-
-
-def test_a_publication_of_all_tables_is_left_as_it_is(database_url):
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("create publication supabase_realtime for all tables")
-
-    migrate(database_url)
-
-    with psycopg.connect(database_url) as conn:
-        tables = conn.execute(
-            "select tablename from pg_publication_tables"
             " where pubname = 'supabase_realtime' and tablename = 'videos'"
         ).fetchall()
-    assert tables == [("videos",)]
+    assert tables == [("public", "videos")]
