@@ -23,7 +23,9 @@ from vidqueue.errors import (
 )
 from vidqueue.keys import upload_key
 from vidqueue.positions import jobs_ahead
+from vidqueue.public import public_result
 from vidqueue.records import JobRecord, looks_like_job_id, new_job_id
+from vidqueue.webhooks.addresses import accept_callback_url
 
 
 def check_upload_request(
@@ -60,12 +62,15 @@ def create_upload(
     size: int,
     job_id: str | None = None,
     profile: str | None = None,
+    callback_url: str | None = None,
 ) -> JobRecord:
     """Create the record of a new upload in state `uploading`.
 
-    Raises `InvalidRequest` for a profile the deployment does not offer.
+    Raises `InvalidRequest` for a profile the deployment does not offer, and
+    for a callback URL it may not call (or any, with webhooks off).
     """
     profile = ctx.profiles.get(profile).name
+    callback_url = accept_callback_url(ctx.settings, callback_url)
     job_id = job_id or new_job_id()
     expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.presign_expiry_seconds)
     record = JobRecord(
@@ -78,6 +83,7 @@ def create_upload(
         size_bytes=size,
         profile=profile,
         upload_expires_at=_iso(expires),
+        callback_url=callback_url,
     )
     ctx.records.create(record)
     return record
@@ -90,13 +96,21 @@ def open_upload(
     content_type: str,
     size: int,
     profile: str | None = None,
+    callback_url: str | None = None,
 ) -> JobRecord:
     """Create a new upload within the user's limits (else `RateLimited`)."""
     job_id = new_job_id()
     reserve_upload(ctx, user_id, job_id)
     try:
         record = create_upload(
-            ctx, user_id, filename, content_type, size, job_id, profile=profile
+            ctx,
+            user_id,
+            filename,
+            content_type,
+            size,
+            job_id,
+            profile=profile,
+            callback_url=callback_url,
         )
     except BaseException:
         release_upload(ctx, user_id, job_id)
@@ -217,19 +231,6 @@ def recent_jobs(ctx: Context, user_id: str, limit: int) -> list[JobStatus]:
         except JobNotFound:
             continue
     return statuses
-
-
-def public_result(result: dict | None) -> dict | None:
-    """The job's result with camelCase names and no internal fields."""
-    if not result:
-        return None
-    hidden = {"video_key"}
-    return {_camel(k): v for k, v in result.items() if k not in hidden}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _iso(moment: datetime) -> str:

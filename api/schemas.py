@@ -17,6 +17,9 @@ class UploadRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=False)
     """The encoding profile (`default`, `hls`, `mp4` or one configured)."""
     method: Literal["PUT", "POST"] = "PUT"
     """`PUT` (a presigned PUT) or `POST` (a form POST with a signed policy)."""
+    callback_url: str | None = None
+    """An http(s) URL that gets the job's status, signed, when the job ends
+    (when the server has webhooks on); instead of the server's own URL."""
 
 
 class UploadTicket(msgspec.Struct, rename="camel"):

@@ -44,7 +44,13 @@ class UploadController(Controller):
             ctx, data.filename, data.content_type, data.size
         )
         record = open_upload(
-            ctx, user, data.filename, content_type, data.size, profile=data.profile
+            ctx,
+            user,
+            data.filename,
+            content_type,
+            data.size,
+            profile=data.profile,
+            callback_url=data.callback_url,
         )
         expiry_s = ctx.settings.presign_expiry_seconds
         fields = None

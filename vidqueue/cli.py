@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from vidqueue import __version__
+from vidqueue import __version__, defaults
 from vidqueue.errors import VidqueueError
 from vidqueue.settings import Settings
 
@@ -35,13 +35,15 @@ def cmd_poller(settings: Settings, args: argparse.Namespace) -> int:
     from handlers.poller import run_poller
     from vidqueue.context import Context
     from vidqueue.durable import start_background
+    from vidqueue.webhooks import start_dispatcher
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     ctx = Context(settings)
-    # With a database: the outbox pump and the reconcile run beside the poller.
-    background = start_background(ctx, stop)
+    # With a database: the outbox pump and the reconcile run beside the poller;
+    # with webhooks: their dispatcher.
+    background = start_background(ctx, stop) + start_dispatcher(ctx, stop)
     run_poller(ctx, stop)
     for thread in background:
         thread.join(timeout=10)
@@ -49,7 +51,8 @@ def cmd_poller(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Run video jobs, `VIDQUEUE_CONCURRENCY` at a time."""
+    """Run the jobs of one queue (videos), `VIDQUEUE_CONCURRENCY` at a time."""
+    from rq import Queue
     from rq.worker_pool import WorkerPool
 
     from vidqueue.context import Context
@@ -57,10 +60,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     ctx = Context(settings)
     ctx.redis.ping()
+    queue = Queue(args.queue, connection=ctx.redis)
     level = settings.log_level.upper()
     if settings.concurrency > 1:
         pool = WorkerPool(
-            [ctx.queue],
+            [queue],
             connection=ctx.redis,
             num_workers=settings.concurrency,
             worker_class=VideoWorker,
@@ -68,7 +72,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         pool.start(logging_level=level)
         return 0
     name = f"{socket.gethostname()}.{os.getpid()}"
-    worker = VideoWorker([ctx.queue], connection=ctx.redis, name=name)
+    worker = VideoWorker([queue], connection=ctx.redis, name=name)
     worker.work(with_scheduler=True, logging_level=level)
     return 0
 
@@ -146,6 +150,22 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    """List a job's webhook attempts; with --redeliver, send its webhook again."""
+    from vidqueue.context import Context
+    from vidqueue.webhooks.delivery import attempts_of
+    from vidqueue.webhooks.dispatch import redeliver
+
+    # Straight to Redis, like `reconcile`: the delivery log is for operators,
+    # who run this where the services run, not for the job's owner.
+    ctx = Context(settings)
+    if args.redeliver:
+        _print_json({"jobId": args.job, "delivery": redeliver(ctx, args.job)})
+        return 0
+    _print_json({"jobId": args.job, "attempts": attempts_of(ctx.redis, args.job)})
+    return 0
+
+
 class Bar:
     """A one-line progress bar on stderr."""
 
@@ -197,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     roles = {"api": cmd_api, "poller": cmd_poller, "worker": cmd_worker, "dev": cmd_dev}
     for name, func in roles.items():
         commands.add_parser(name, help=func.__doc__).set_defaults(func=func)
+    commands.choices["worker"].add_argument(
+        "--queue",
+        default=defaults.QUEUE_NAME,
+        help=f"the queue to work on (default {defaults.QUEUE_NAME}; "
+        f"{defaults.WEBHOOK_QUEUE_NAME} runs webhook deliveries)",
+    )
 
     submit = commands.add_parser("submit", help=cmd_submit.__doc__)
     submit.add_argument("file", help="the video to upload")
@@ -215,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
     reconcile = commands.add_parser("reconcile", help=cmd_reconcile.__doc__)
     reconcile.set_defaults(func=cmd_reconcile)
+    webhooks = commands.add_parser("webhooks", help=cmd_webhooks.__doc__)
+    webhooks.add_argument("job", help="the job id")
+    webhooks.add_argument(
+        "--redeliver", action="store_true", help="send the job's webhook again"
+    )
+    webhooks.set_defaults(func=cmd_webhooks)
 
     for sub in (submit, status, info):
         sub.add_argument("--api", help="the API's base URL (default: VIDQUEUE_API_URL)")

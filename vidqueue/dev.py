@@ -2,8 +2,9 @@
 
 `vidqueue dev` starts redis-server and an S3 server (moto's) unless
 `VIDQUEUE_REDIS_URL` / `VIDQUEUE_S3_ENDPOINT` point elsewhere, creates the
-buckets, then runs the API, the poller and the worker as child processes until
-Ctrl-C or SIGTERM, when it stops all of them, newest first. Unless a database
+buckets, then runs the API, the poller, the worker and a worker for webhook
+deliveries (`ROLES`) as child processes until Ctrl-C or SIGTERM, when it
+stops all of them, newest first. Unless a database
 is configured, it also starts Postgres, where installed, with the migrations
 applied, for the durable record (`vidqueue.durable.local` says where its
 cluster lives).
@@ -21,7 +22,7 @@ import time
 
 import httpx
 
-from vidqueue import services
+from vidqueue import defaults, services
 from vidqueue.durable import durable_configured
 from vidqueue.durable.local import start_local_database
 from vidqueue.services import Service
@@ -32,7 +33,13 @@ logger = logging.getLogger("vidqueue.dev")
 
 LOCAL_S3_KEY = "vidqueue-local"
 LOCAL_S3_SECRET = "vidqueue-local-secret"  # noqa: S105 - moto accepts any key
-ROLES = ("api", "poller", "worker")
+ROLES = {
+    "api": ("api",),
+    "poller": ("poller",),
+    "worker": ("worker",),
+    "webhooks": ("worker", "--queue", defaults.WEBHOOK_QUEUE_NAME),
+}
+"""Each role's process: the `vidqueue` command's arguments."""
 
 
 class LocalSystem:
@@ -70,10 +77,10 @@ class LocalSystem:
         return self.settings
 
     def start_roles(self) -> None:
-        """Run the API, the poller and the worker as child processes."""
+        """Run the API, the poller, the worker and the webhooks' worker."""
         env = {**os.environ, **self.settings.to_env()}
-        for role in ROLES:
-            command = [sys.executable, "-m", "vidqueue.cli", role]
+        for role, arguments in ROLES.items():
+            command = [sys.executable, "-m", "vidqueue.cli", *arguments]
             self.roles[role] = subprocess.Popen(command, env=env)
             logger.info("%s started (pid %d)", role, self.roles[role].pid)
 

@@ -1,0 +1,209 @@
+"""The delivery job: one attempt at POSTing a job's status to its callback URL.
+
+It runs on the `webhooks` RQ queue (`vidqueue worker --queue webhooks`), so
+that no delivery waits behind a video. One attempt:
+
+1. resolves the URL's host, refuses private, local and metadata addresses
+   (`vidqueue.webhooks.addresses`) and connects to the address it checked;
+2. POSTs the body stored with the delivery, signed afresh
+   (`vidqueue.webhooks.signing`), with a short timeout and without following
+   redirects, and reads at most a few KiB of the answer;
+3. writes the attempt to the job's delivery log and logs it: the job, the
+   attempt, the outcome, the HTTP status and the latency; of the URL only
+   its scheme and host.
+
+A 2xx answer delivers. A timeout, a connection error, 408, 429 or a 5xx
+answer is retried: the job returns RQ's `Retry` with the intervals of
+`VIDQUEUE_WEBHOOK_RETRY_SECONDS` (about a day in all), which the worker's
+scheduler honours. Any other answer, a refused URL, and the failure of the
+last attempt end the delivery as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import httpx
+from redis import Redis
+from rq import Retry
+
+from vidqueue import __version__, defaults
+from vidqueue.context import Context
+from vidqueue.errors import CallbackRefused
+from vidqueue.records import utcnow
+from vidqueue.settings import Settings
+from vidqueue.webhooks.addresses import Target, redact, resolve_target
+from vidqueue.webhooks.signing import signature_header
+
+logger = logging.getLogger("vidqueue.webhooks")
+
+RETRYABLE_STATUSES = frozenset({408, 429})
+"""4xx answers that mean "later", retried like 5xx; any other 4xx is final."""
+
+
+@dataclass
+class Attempt:
+    """One attempt at one delivery, as the job's delivery log keeps it."""
+
+    delivery: str
+    job_id: str
+    event: str
+    attempt: int
+    target: str
+    """The URL's scheme and host, never its path or query."""
+    at: str = field(default_factory=utcnow)
+    outcome: str = ""
+    """`delivered`, `retrying`, `failed` or `refused`."""
+    status: int | None = None
+    """The receiver's HTTP status; None when none answered."""
+    error: str = ""
+    latency_ms: int = 0
+
+
+def deliver(delivery_id: str) -> Retry | str:
+    """RQ job: make one attempt at a delivery; `Retry` while another is due.
+
+    Otherwise returns the outcome (RQ keeps and logs return values, so they
+    carry no URL).
+    """
+    ctx = Context.from_env()
+    try:
+        return _deliver(ctx, delivery_id)
+    finally:
+        ctx.redis.close()
+
+
+def _deliver(ctx: Context, delivery_id: str) -> Retry | str:
+    key = defaults.WEBHOOK_DELIVERY_KEY_TEMPLATE.format(delivery_id=delivery_id)
+    delivery = {k.decode(): v.decode() for k, v in ctx.redis.hgetall(key).items()}
+    if not delivery:
+        logger.warning("webhook delivery %s: expired before it was made", delivery_id)
+        return "expired"
+    attempt = Attempt(
+        delivery=delivery_id,
+        job_id=delivery["job_id"],
+        event=delivery["event"],
+        attempt=int(ctx.redis.hincrby(key, "attempts", 1)),
+        target=redact(delivery["url"]),
+    )
+    retryable = attempt_delivery(ctx.settings, delivery, attempt)
+    intervals = ctx.settings.webhook_retry_intervals
+    if retryable:
+        attempt.outcome = "retrying" if attempt.attempt <= len(intervals) else "failed"
+    record_attempt(ctx.redis, attempt)
+    if attempt.outcome == "retrying":
+        return Retry(max=len(intervals), interval=list(intervals))
+    return attempt.outcome
+
+
+def attempt_delivery(
+    settings: Settings, delivery: dict[str, str], attempt: Attempt
+) -> bool:
+    """POST the delivery once, filling in `attempt`; True if it may be retried.
+
+    Sets `attempt.outcome` for the final outcomes (`delivered`, `failed`,
+    `refused`) and leaves it empty for one that may pass.
+    """
+    if not settings.webhook_secret:
+        # Never send unsigned: this worker lacks the settings the others have.
+        attempt.error = "VIDQUEUE_WEBHOOK_SECRET is not set for this worker"
+        return True
+    body = delivery["body"].encode()
+    started = time.monotonic()
+    try:
+        target = resolve_target(delivery["url"], settings.webhook_allowed_hosts)
+        headers = _headers(settings.webhook_secret, attempt, body)
+        attempt.status = _post(target, body, headers, settings.webhook_timeout_seconds)
+    except CallbackRefused as exc:
+        attempt.outcome, attempt.error = "refused", str(exc)
+        return False
+    except httpx.InvalidURL:
+        attempt.outcome, attempt.error = "refused", "not a URL that can be sent to"
+        return False
+    except httpx.TimeoutException:
+        attempt.error = "timed out"
+    except (httpx.TransportError, OSError) as exc:
+        # OSError: the host's name did not resolve. Neither names the URL.
+        attempt.error = f"cannot connect: {type(exc).__name__}: {exc}"
+    finally:
+        attempt.latency_ms = round((time.monotonic() - started) * 1000)
+    if attempt.status is None:
+        return True
+    if 200 <= attempt.status < 300:
+        attempt.outcome = "delivered"
+        return False
+    if attempt.status >= 500 or attempt.status in RETRYABLE_STATUSES:
+        return True
+    attempt.outcome = "failed"
+    return False
+
+
+def record_attempt(redis: Redis, attempt: Attempt) -> None:
+    """Add the attempt to the job's delivery log, and log it."""
+    key = defaults.WEBHOOK_ATTEMPTS_KEY_TEMPLATE.format(job_id=attempt.job_id)
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.rpush(key, json.dumps(asdict(attempt)))
+        pipe.ltrim(key, -defaults.WEBHOOK_ATTEMPTS_KEPT, -1)
+        pipe.expire(key, defaults.RECORD_TTL_SECONDS)
+        pipe.execute()
+    level = {"delivered": logging.INFO, "retrying": logging.WARNING}
+    answer = f"HTTP {attempt.status}" if attempt.status else attempt.error
+    logger.log(
+        level.get(attempt.outcome, logging.ERROR),
+        "job %s: webhook %s to %s, attempt %d: %s (%s, %d ms; delivery %s)",
+        attempt.job_id, attempt.event, attempt.target, attempt.attempt,
+        attempt.outcome, answer, attempt.latency_ms, attempt.delivery,
+    )  # fmt: skip
+
+
+def attempts_of(redis: Redis, job_id: str) -> list[dict]:
+    """The job's delivery attempts, oldest first (at most the last 50)."""
+    key = defaults.WEBHOOK_ATTEMPTS_KEY_TEMPLATE.format(job_id=job_id)
+    return [json.loads(raw) for raw in redis.lrange(key, 0, -1)]
+
+
+def _headers(secret: str, attempt: Attempt, body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": f"vidqueue/{__version__}",
+        defaults.WEBHOOK_DELIVERY_HEADER: attempt.delivery,
+        defaults.WEBHOOK_EVENT_HEADER: attempt.event,
+        defaults.WEBHOOK_SIGNATURE_HEADER: signature_header(
+            secret, body, int(time.time())
+        ),
+    }
+
+
+def _post(
+    target: Target, body: bytes, headers: dict[str, str], timeout_s: float
+) -> int:
+    """POST to the checked address; returns the status after reading a little."""
+    # trust_env=False: a proxy from the environment would connect elsewhere.
+    with httpx.Client(
+        timeout=timeout_s, follow_redirects=False, trust_env=False
+    ) as client:
+        request = client.build_request(
+            "POST",
+            target.connect_url,
+            content=body,
+            headers={**headers, "Host": target.host_header},
+            # TLS checks the certificate against the URL's own host name.
+            extensions={"sni_hostname": target.host} if target.is_https else {},
+        )
+        response = client.send(request, stream=True)
+        try:
+            _read_at_most(response, defaults.WEBHOOK_RESPONSE_LIMIT_BYTES)
+        finally:
+            response.close()
+        return response.status_code
+
+
+def _read_at_most(response: httpx.Response, limit_bytes: int) -> None:
+    read = 0
+    for chunk in response.iter_raw():
+        read += len(chunk)
+        if read >= limit_bytes:
+            return
