@@ -136,6 +136,8 @@ DATABASE_POOL_SIZE = 4
 API_HOST = "127.0.0.1"
 API_PORT = 8000
 REQUEST_BODY_LIMIT_BYTES = 64 * 1024
+API_GC_THRESHOLDS = (50_000, 50, 100)
+"""The API process's garbage collector thresholds (Python's are 700, 10, 10)."""
 MULTIPART_COMPLETE_BODY_LIMIT_BYTES = 1024 * 1024
 """A multipart complete call lists up to 10,000 parts of about 60 bytes each."""
 
