@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install vidqueue as systemd services on Debian 12+ or Ubuntu 24.04+.
 #
-#   sudo scripts/install-vps.sh [--roles api,poller,worker,redis] [--start]
+#   sudo scripts/install-vps.sh [--roles api,poller,worker,webhooks,redis] [--start]
 #
 # Safe to run again: it creates the `vidqueue` user, a virtualenv in
 # /opt/vidqueue/venv with vidqueue installed, the unit files, Redis's
@@ -9,8 +9,8 @@
 # secrets), and enables one vidqueue-worker@N per VIDQUEUE_CONCURRENCY slot.
 #
 # Options:
-#   --roles LIST   what runs here (default api,poller,worker,redis); a worker
-#                  machine is --roles worker
+#   --roles LIST   what runs here (default api,poller,worker,webhooks,redis);
+#                  a worker machine is --roles worker
 #   --source SPEC  what pip installs (default: this checkout)
 #   --start        start Redis and (re)start vidqueue's services at the end
 #   --root DIR     write every file under DIR instead of /, for images and
@@ -23,7 +23,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 UNITS="$REPO/infra/systemd"
 
 ROOT=/
-ROLES=api,poller,worker,redis
+ROLES=api,poller,worker,webhooks,redis
 SOURCE="$REPO"
 START=0
 
@@ -53,7 +53,8 @@ parse_args() {
     ROOT="$(realpath -m "$ROOT")"
     local role
     for role in ${ROLES//,/ }; do
-        [[ "$role" =~ ^(api|poller|worker|redis)$ ]] || die "unknown role $role"
+        [[ "$role" =~ ^(api|poller|worker|webhooks|redis)$ ]] \
+            || die "unknown role $role"
     done
 }
 
@@ -208,7 +209,7 @@ EOF
 install_units() {
     local unit dropin
     for unit in vidqueue.target vidqueue-api.service vidqueue-poller.service \
-        vidqueue-worker@.service; do
+        vidqueue-worker@.service vidqueue-webhooks.service; do
         install -C -D -m 0644 "$UNITS/$unit" "$(at "$UNIT_DIR/$unit")"
     done
     dropin="$(at "$SLOT_DROPIN")"
@@ -227,7 +228,7 @@ install_units() {
 # Redis, which holds the data, is never disabled here.
 enable_units() {
     local wanted=(vidqueue.target) unwanted=() unit slot path
-    for unit in api poller; do
+    for unit in api poller webhooks; do
         if has_role "$unit"; then
             wanted+=("vidqueue-$unit.service")
         else

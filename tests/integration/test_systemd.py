@@ -30,6 +30,7 @@ SERVICES = (
     "vidqueue-api.service",
     "vidqueue-poller.service",
     "vidqueue-worker@.service",
+    "vidqueue-webhooks.service",
 )
 SLOTS = 3
 
@@ -137,6 +138,7 @@ def test_install_creates_the_user_units_and_worker_slots(root):
     assert enabled(root, "vidqueue.target") == {
         "vidqueue-api.service",
         "vidqueue-poller.service",
+        "vidqueue-webhooks.service",
         *workers,
     }
 
@@ -220,6 +222,16 @@ def test_services_run_hardened_as_vidqueue_and_restart(root, name):
     assert unit["Install"]["WantedBy"] == "vidqueue.target"
 
 
+def test_webhook_deliveries_run_on_their_own_queue(root):
+    service = read_unit(root, "vidqueue-webhooks.service")["Service"]
+
+    command = service["ExecStart"].split()
+    assert command[-3:] == ["worker", "--queue", "webhooks"]
+    assert "VIDQUEUE_CONCURRENCY=1" in command
+    assert service["KillMode"] == "mixed"
+    assert "link-local" in service["IPAddressDeny"].split()
+
+
 def test_worker_slots_run_one_job_each_within_limits(root):
     service = read_unit(root, "vidqueue-worker@.service")["Service"]
 
@@ -263,6 +275,7 @@ def test_units_pass_systemd_analyze_verify(root, tmp_path):
         "vidqueue-poller.service",
         "vidqueue-worker@1.service",
         f"vidqueue-worker@{SLOTS}.service",
+        "vidqueue-webhooks.service",
     ]
     done = subprocess.run(
         [analyze, "verify", *(str(units / name) for name in names)],
