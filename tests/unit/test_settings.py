@@ -41,6 +41,48 @@ def test_malformed_values_name_the_variable(name, value, words):
         Settings.from_env({name: value}, env_file=None)
 
 
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"VIDQUEUE_WEBHOOKS": "maybe"}, "auto, on or off"),
+        ({"VIDQUEUE_WEBHOOK_URL": "https://app.example.com/h"}, "WEBHOOK_SECRET"),
+        ({"VIDQUEUE_WEBHOOKS": "on"}, "WEBHOOK_SECRET"),
+        ({"VIDQUEUE_WEBHOOK_RETRY_SECONDS": "10,soon"}, "comma-separated"),
+        ({"VIDQUEUE_WEBHOOK_RETRY_SECONDS": "10,-1"}, "comma-separated"),
+        ({"VIDQUEUE_WEBHOOK_STAGES": "all"}, "on or off"),
+        (
+            {"VIDQUEUE_WEBHOOK_URL": "ftp://x/h", "VIDQUEUE_WEBHOOK_SECRET": "s"},
+            "http\\(s\\) URL",
+        ),
+    ],
+)
+def test_malformed_webhook_settings_name_the_variable(env, words):
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_env(env, env_file=None)
+
+
+def test_webhooks_are_on_with_a_url_or_when_asked():
+    secret = {"VIDQUEUE_WEBHOOK_SECRET": "s"}
+    url = {"VIDQUEUE_WEBHOOK_URL": "https://app.example.com/h"}
+
+    assert not Settings.from_env(secret, env_file=None).webhooks_enabled
+    assert Settings.from_env({**secret, **url}, env_file=None).webhooks_enabled
+    on = Settings.from_env({**secret, "VIDQUEUE_WEBHOOKS": "on"}, env_file=None)
+    assert on.webhooks_enabled
+    off = {**secret, **url, "VIDQUEUE_WEBHOOKS": "off"}
+    assert not Settings.from_env(off, env_file=None).webhooks_enabled
+
+
+def test_webhook_retries_and_allowed_hosts_are_lists():
+    settings = Settings(
+        webhook_retry_seconds="0, 5,60", webhook_allow_hosts=" Hooks.local,,10.0.0.7"
+    )
+
+    assert settings.webhook_retry_intervals == (0, 5, 60)
+    assert settings.webhook_allowed_hosts == {"hooks.local", "10.0.0.7"}
+    assert sum(Settings().webhook_retry_intervals) / 3600 == pytest.approx(24, abs=1)
+
+
 def test_to_env_round_trips():
     settings = Settings(redis_url="redis://x:1/0", api_port=1234, concurrency=3)
 
