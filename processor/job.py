@@ -21,7 +21,7 @@ from pathlib import Path
 from rq import get_current_job
 
 from processor.probe import MediaInfo, probe
-from processor.publish import publish_folder
+from processor.publish import publish_folder, sign_playlists
 from processor.transcode import (
     Watch,
     hls_command,
@@ -157,6 +157,7 @@ class Pipeline:
 
             progress.report(ENCODED_AT, "publishing")
             prefix = output_prefix(self.record.user_id, self.record.id)
+            sign_playlists(self.ctx.storage, outputs, prefix)
             publish_folder(self.ctx.storage, outputs, prefix)
             result = self.result(info, profile, outputs, prefix, renditions)
 

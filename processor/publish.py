@@ -42,3 +42,25 @@ def publish_folder(storage: Storage, folder: Path, prefix: str) -> list[str]:
 
     with ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS) as pool:
         return list(pool.map(put, files))
+
+
+def sign_playlists(storage: Storage, folder: Path, prefix: str) -> None:
+    """Point every HLS playlist below `folder` at signed URLs, when outputs are
+    not public.
+
+    A playlist names its segments and variants by relative paths. Behind a
+    public base URL a player resolves them as usual; with presigned URLs the
+    signature sits in the query string, which relative paths drop, so every
+    reference is replaced by a presigned GET of its own.
+    """
+    if storage.settings.public_base_url:
+        return
+    for playlist in folder.rglob("*.m3u8"):
+        base = playlist.parent.relative_to(folder)
+        lines = []
+        for line in playlist.read_text().splitlines():
+            if line and not line.startswith("#") and "://" not in line:
+                key = prefix + (base / line).as_posix()
+                line = storage.output_url(key)
+            lines.append(line)
+        playlist.write_text("\n".join(lines) + "\n")

@@ -97,6 +97,15 @@ def test_hls_ladder_never_upscales(ctx, media_dir, run_worker, tmp_path):
     body = ctx.storage.client.get_object(Bucket=ctx.storage.output_bucket, Key=segment)
     (tmp_path / "seg.ts").write_bytes(body["Body"].read())
     assert stream_of(ffprobe(tmp_path / "seg.ts"), "video")["height"] == 360
+    # Outputs are private here, so every playlist line is a presigned URL (a
+    # relative path would lose the signature; moto does not check signatures,
+    # so read them instead) and a player can follow the master playlist.
+    references = [x for x in master.splitlines() if x and not x.startswith("#")]
+    assert references
+    assert all("X-Amz-Signature=" in line for line in references)
+    played = ffprobe(record.result["hls_url"])
+    heights = {s["height"] for s in played["streams"] if s["codec_type"] == "video"}
+    assert heights == {480, 360}
 
 
 def test_rerun_overwrites_outputs_instead_of_adding(ctx, clip, run_worker):
