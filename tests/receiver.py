@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import http.server
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -28,16 +35,25 @@ class Receiver:
     Use it as a context manager: it serves from a thread until the block ends.
     """
 
-    def __init__(self, statuses: tuple[int, ...] = (200,)):
+    def __init__(
+        self,
+        statuses: tuple[int, ...] = (200,),
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ):
         self.statuses = list(statuses)
         self.requests: list[Received] = []
         self.server = http.server.HTTPServer(("127.0.0.1", 0), self._handler())
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
+        self.host = host
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        """The receiver's base URL."""
-        return f"http://127.0.0.1:{self.server.server_port}"
+        """The receiver's base URL, naming it by `host`."""
+        return f"{self.scheme}://{self.host}:{self.server.server_port}"
 
     def __enter__(self) -> Receiver:
         self.thread.start()
@@ -70,6 +86,40 @@ class Receiver:
                 pass
 
         return Handler
+
+
+def self_signed(folder: Path, name: str) -> tuple[ssl.SSLContext, Path]:
+    """A server's TLS context with a certificate for `name` that signs itself.
+
+    Returns the context and the certificate's file, which clients trust.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
 
 
 def readme_verifier() -> Callable[..., bool]:

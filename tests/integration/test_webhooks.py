@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import certifi
 import pytest
 from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
@@ -25,7 +26,7 @@ from rq.registry import ScheduledJobRegistry
 from tests.database import fresh_database, use_database, wait_for
 from tests.integration.test_flow import put
 from tests.integration.test_worker import submit
-from tests.receiver import Receiver, readme_verifier
+from tests.receiver import Receiver, readme_verifier, self_signed
 from vidqueue import defaults
 from vidqueue.context import Context
 from vidqueue.durable.outbox import OutboxPump
@@ -259,12 +260,47 @@ def test_redelivery_sends_the_status_again(hooks, receiver, clip, run_worker):
     assert [a["outcome"] for a in log] == ["delivered", "delivered"]
 
 
-def test_each_final_state_is_delivered_once_whoever_reads_it(hooks, receiver):
-    ctx = hooks(webhook_url=receiver.url)
+def failed_job(ctx: Context) -> JobRecord:
+    """A job that failed as its upload never arrived (no video needed)."""
     record = JobRecord(id=new_job_id(), user_id="u1")
     ctx.records.create(record)
-    ctx.records.transition(record.id, "failed", ("uploading",), finished_at="x")
-    failed = ctx.records.get(record.id)
+    ctx.records.transition(
+        record.id, "failed", ("uploading",), failed_reason="upload never arrived"
+    )
+    return ctx.records.get(record.id)
+
+
+@pytest.mark.parametrize(
+    ("host", "outcome"),
+    [("localhost", "delivered"), ("127.0.0.1", "failed")],
+    ids=["certificate-for-the-host", "certificate-for-another-name"],
+)
+def test_https_checks_the_certificate_against_the_urls_own_host(
+    hooks, tmp_path, monkeypatch, host, outcome
+):
+    # The attempt connects to the address it checked, not to the name; TLS
+    # must still check the certificate against the name in the URL.
+    tls, certificate = self_signed(tmp_path, "localhost")
+    monkeypatch.setattr(certifi, "where", lambda: str(certificate))
+    with Receiver(tls=tls, host=host) as receiver:
+        ctx = hooks(webhook_url=f"{receiver.url}/hook", webhook_allow_hosts=host)
+        job = failed_job(ctx)
+
+        deliver_all(ctx)
+
+    log = attempts_of(ctx.redis, job.id)
+    assert log[-1]["outcome"] == outcome
+    if outcome == "delivered":
+        [request] = receiver.requests
+        assert request.headers["Host"] == receiver.url.removeprefix("https://")
+    else:
+        assert receiver.requests == []
+        assert "CERTIFICATE_VERIFY_FAILED" in log[-1]["error"]
+
+
+def test_each_final_state_is_delivered_once_whoever_reads_it(hooks, receiver):
+    ctx = hooks(webhook_url=receiver.url)
+    failed = failed_job(ctx)
 
     first, second = Dispatcher(ctx, "one"), Dispatcher(ctx, "two")
 

@@ -93,24 +93,25 @@ def test_a_name_that_resolves_to_loopback_is_refused_unless_allowed():
 
     target = resolve_target("http://localhost:9000/hook", frozenset({"localhost"}))
 
-    assert ipaddress.ip_address(target.address).is_loopback
+    assert target.addresses
+    assert all(ipaddress.ip_address(a).is_loopback for a in target.addresses)
     assert target.host == "localhost"
 
 
-def test_a_target_connects_to_its_address_and_names_its_host():
-    target = Target(
-        "https://user:pw@app.example.com:8443/h?x=1", "app.example.com", "203.0.113.9"
-    )
+def test_a_target_connects_to_an_address_and_names_its_host():
+    url = "https://user:pw@app.example.com:8443/h?x=1"
+    target = Target(url, "app.example.com", ("203.0.113.9", "2001:db8::5"))
 
-    assert target.connect_url == "https://203.0.113.9:8443/h?x=1"
+    assert target.connect_url("203.0.113.9") == "https://203.0.113.9:8443/h?x=1"
+    assert target.connect_url("2001:db8::5") == "https://[2001:db8::5]:8443/h?x=1"
     assert target.host_header == "app.example.com:8443"
     assert target.is_https
 
 
-def test_an_ipv6_target_is_bracketed():
-    target = Target("http://hooks.example.com/h", "hooks.example.com", "2001:db8::5")
+def test_a_target_without_a_port_keeps_the_schemes_own():
+    target = Target("http://hooks.example.com/h", "hooks.example.com", ("2001:db8::5",))
 
-    assert target.connect_url == "http://[2001:db8::5]/h"
+    assert target.connect_url("2001:db8::5") == "http://[2001:db8::5]/h"
     assert target.host_header == "hooks.example.com"
     assert not target.is_https
 

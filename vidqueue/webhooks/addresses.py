@@ -31,19 +31,19 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass(frozen=True)
 class Target:
-    """Where one attempt goes: the URL, and the checked address to connect to."""
+    """Where one attempt goes: the URL, and the checked addresses of its host."""
 
     url: str
     host: str
     """The URL's host name: the `Host` header and the name TLS checks."""
-    address: str
-    """The address checked for this attempt; the connection goes there."""
+    addresses: tuple[str, ...]
+    """The addresses checked for this attempt, in DNS's order; connections go
+    to these and nowhere else."""
 
-    @property
-    def connect_url(self) -> str:
-        """The URL with its host replaced by the checked address."""
+    def connect_url(self, address: str) -> str:
+        """The URL with its host replaced by one of the checked addresses."""
         parts = urlsplit(self.url)
-        literal = f"[{self.address}]" if ":" in self.address else self.address
+        literal = f"[{address}]" if ":" in address else address
         netloc = literal if parts.port is None else f"{literal}:{parts.port}"
         return parts._replace(netloc=netloc).geturl()
 
@@ -99,8 +99,8 @@ def resolve_target(url: str, allow_hosts: frozenset[str] = frozenset()) -> Targe
     """Check `url`, resolve its host and check every address it has.
 
     Returns the target to connect to. Raises `CallbackRefused` for a URL or an
-    address vidqueue may not call, and `OSError` when the name does not
-    resolve (which may pass).
+    address vidqueue may not call (any of the host's), and `OSError` when the
+    name does not resolve (which may pass).
     """
     check_callback_url(url, allow_hosts)
     parts = urlsplit(url)
@@ -111,7 +111,7 @@ def resolve_target(url: str, allow_hosts: frozenset[str] = frozenset()) -> Targe
     if host not in allow_hosts:
         for address in addresses:
             _refuse_unless_public(host, address)
-    return Target(url=url, host=host, address=str(addresses[0]))
+    return Target(url=url, host=host, addresses=tuple(map(str, addresses)))
 
 
 def is_public(address: Address) -> bool:

@@ -160,7 +160,7 @@ def record_attempt(redis: Redis, attempt: Attempt) -> None:
 
 
 def attempts_of(redis: Redis, job_id: str) -> list[dict]:
-    """The job's delivery attempts, oldest first (at most the last 50)."""
+    """The job's delivery attempts, oldest first (the last `WEBHOOK_ATTEMPTS_KEPT`)."""
     key = defaults.WEBHOOK_ATTEMPTS_KEY_TEMPLATE.format(job_id=job_id)
     return [json.loads(raw) for raw in redis.lrange(key, 0, -1)]
 
@@ -180,25 +180,44 @@ def _headers(secret: str, attempt: Attempt, body: bytes) -> dict[str, str]:
 def _post(
     target: Target, body: bytes, headers: dict[str, str], timeout_s: float
 ) -> int:
-    """POST to the checked address; returns the status after reading a little."""
+    """POST to the host's checked addresses in turn, until one connects.
+
+    Returns the answer's status, after reading a little of its body.
+    """
     # trust_env=False: a proxy from the environment would connect elsewhere.
     with httpx.Client(
         timeout=timeout_s, follow_redirects=False, trust_env=False
     ) as client:
-        request = client.build_request(
-            "POST",
-            target.connect_url,
-            content=body,
-            headers={**headers, "Host": target.host_header},
-            # TLS checks the certificate against the URL's own host name.
-            extensions={"sni_hostname": target.host} if target.is_https else {},
-        )
-        response = client.send(request, stream=True)
-        try:
-            _read_at_most(response, defaults.WEBHOOK_RESPONSE_LIMIT_BYTES)
-        finally:
-            response.close()
-        return response.status_code
+        *others, last = target.addresses
+        for address in others:
+            try:
+                return _post_to(client, target, address, body, headers)
+            except httpx.ConnectError:
+                continue  # refused or unreachable: the host's next address
+        return _post_to(client, target, last, body, headers)
+
+
+def _post_to(
+    client: httpx.Client,
+    target: Target,
+    address: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> int:
+    request = client.build_request(
+        "POST",
+        target.connect_url(address),
+        content=body,
+        headers={**headers, "Host": target.host_header},
+        # TLS checks the certificate against the URL's own host name.
+        extensions={"sni_hostname": target.host} if target.is_https else {},
+    )
+    response = client.send(request, stream=True)
+    try:
+        _read_at_most(response, defaults.WEBHOOK_RESPONSE_LIMIT_BYTES)
+    finally:
+        response.close()
+    return response.status_code
 
 
 def _read_at_most(response: httpx.Response, limit_bytes: int) -> None:
