@@ -215,8 +215,9 @@ WEBHOOK_RESPONSE_LIMIT_BYTES = 4096
 """Most bytes of a receiver's answer read; the rest is never read."""
 WEBHOOK_TOLERANCE_SECONDS = 300
 """How old a signature's timestamp receivers should accept, against replays."""
-WEBHOOK_JOB_TIMEOUT_SECONDS = 60
-"""RQ's limit for one delivery attempt, slow-dripping receivers included."""
+WEBHOOK_JOB_TIMEOUT_FACTOR = 6
+"""RQ's limit for one attempt, in per-read timeouts: a receiver that answers a
+byte at a time is cut off there (30 s with the default timeout)."""
 WEBHOOK_DELIVERY_KEY_TEMPLATE = KEY_PREFIX + ":webhook:delivery:{delivery_id}"
 """Hash of one delivery: job id, event, URL, body and attempts so far."""
 WEBHOOK_DELIVERY_TTL_SECONDS = 3 * 24 * 3600

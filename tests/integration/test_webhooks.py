@@ -8,6 +8,7 @@ worker's scheduler runs them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -32,8 +33,8 @@ from vidqueue.context import Context
 from vidqueue.durable.outbox import OutboxPump
 from vidqueue.records import JobRecord, new_job_id
 from vidqueue.webhooks import start_dispatcher
-from vidqueue.webhooks.delivery import attempts_of
-from vidqueue.webhooks.dispatch import Dispatcher, redeliver, webhook_queue
+from vidqueue.webhooks.delivery import attempts_of, webhook_queue
+from vidqueue.webhooks.dispatch import Dispatcher, redeliver
 
 pytestmark = pytest.mark.integration
 
@@ -205,6 +206,43 @@ def test_a_receiver_that_never_answers_does_not_hold_up_the_job(
     scheduled = ScheduledJobRegistry(queue=queue).get_job_ids()
     assert scheduled == [attempt["delivery"]], "retried in an hour"
     assert ctx.records.get(job_id).state == "completed"
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_and_retried(hooks):
+    # Every read gets a byte within the timeout; the attempt's time limit
+    # (six timeouts) ends it, and the failure callback schedules the next.
+    stop = threading.Event()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        dripping = threading.Thread(target=drip, args=(server, stop), daemon=True)
+        dripping.start()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+        ctx = hooks(
+            webhook_url=url, webhook_timeout_seconds=0.5, webhook_retry_seconds="3600"
+        )
+        job = failed_job(ctx)
+
+        deliver_all(ctx)
+
+        stop.set()
+        dripping.join()
+    [attempt] = attempts_of(ctx.redis, job.id)
+    assert attempt["outcome"] == "retrying"
+    assert attempt["error"] == "the attempt was stopped: JobTimeoutException"
+    scheduled = ScheduledJobRegistry(queue=webhook_queue(ctx.redis)).get_job_ids()
+    assert scheduled == [f"{attempt['delivery']}-2"]
+
+
+def drip(server: socket.socket, stop: threading.Event) -> None:
+    """Accept one request and answer it a byte every 0.3 s until `stop`."""
+    connection, _ = server.accept()
+    with connection, contextlib.suppress(OSError):  # the client hung up
+        connection.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100:
+            if stop.wait(0.3):
+                return
+            connection.sendall(bytes([byte]))
 
 
 @pytest.mark.parametrize(

@@ -16,19 +16,25 @@ A 2xx answer delivers. A timeout, a connection error, 408, 429 or a 5xx
 answer is retried: the job returns RQ's `Retry` with the intervals of
 `VIDQUEUE_WEBHOOK_RETRY_SECONDS` (about a day in all), which the worker's
 scheduler honours. Any other answer, a refused URL, and the failure of the
-last attempt end the delivery as failed.
+last attempt end the delivery as failed. An attempt that ends without an
+outcome (past its time limit, as a receiver that answers a byte at a time
+makes it, or with its worker killed) is recorded by RQ's failure callback,
+which schedules the next attempt itself.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 import httpx
 from redis import Redis
-from rq import Retry
+from rq import Callback, Queue, Retry
+from rq.job import Job
 
 from vidqueue import __version__, defaults
 from vidqueue.context import Context
@@ -42,6 +48,7 @@ logger = logging.getLogger("vidqueue.webhooks")
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 """4xx answers that mean "later", retried like 5xx; any other 4xx is final."""
+FAILURE_CALLBACK = "vidqueue.webhooks.delivery.on_failure"
 
 
 @dataclass
@@ -63,6 +70,46 @@ class Attempt:
     latency_ms: int = 0
 
 
+def webhook_queue(redis: Redis) -> Queue:
+    """The `webhooks` queue on this Redis."""
+    return Queue(defaults.WEBHOOK_QUEUE_NAME, connection=redis)
+
+
+def enqueue_attempt(
+    redis: Redis,
+    settings: Settings,
+    delivery_id: str,
+    description: str,
+    attempt: int = 1,
+    pipeline=None,
+) -> None:
+    """Put an attempt at the delivery on the `webhooks` queue.
+
+    The first attempt runs as soon as a worker is free (on `pipeline` when
+    given); a later one, which only RQ's failure callback enqueues, after the
+    retry interval that follows the attempt before it.
+    """
+    options = {
+        "job_id": delivery_id if attempt == 1 else f"{delivery_id}-{attempt}",
+        # RQ logs the description: the job and the event, never the URL.
+        "description": description,
+        "job_timeout": math.ceil(
+            settings.webhook_timeout_seconds * defaults.WEBHOOK_JOB_TIMEOUT_FACTOR
+        ),
+        "result_ttl": defaults.WEBHOOK_DELIVERY_TTL_SECONDS,
+        "failure_ttl": defaults.WEBHOOK_DELIVERY_TTL_SECONDS,
+        "on_failure": Callback(FAILURE_CALLBACK),
+    }
+    queue = webhook_queue(redis)
+    if attempt == 1:
+        queue.enqueue(
+            defaults.WEBHOOK_FUNCTION, delivery_id, pipeline=pipeline, **options
+        )
+        return
+    delay = timedelta(seconds=settings.webhook_retry_intervals[attempt - 2])
+    queue.enqueue_in(delay, defaults.WEBHOOK_FUNCTION, delivery_id, **options)
+
+
 def deliver(delivery_id: str) -> Retry | str:
     """RQ job: make one attempt at a delivery; `Retry` while another is due.
 
@@ -77,18 +124,11 @@ def deliver(delivery_id: str) -> Retry | str:
 
 
 def _deliver(ctx: Context, delivery_id: str) -> Retry | str:
-    key = defaults.WEBHOOK_DELIVERY_KEY_TEMPLATE.format(delivery_id=delivery_id)
-    delivery = {k.decode(): v.decode() for k, v in ctx.redis.hgetall(key).items()}
-    if not delivery:
-        logger.warning("webhook delivery %s: expired before it was made", delivery_id)
+    delivery = _load(ctx.redis, delivery_id)
+    if delivery is None:
         return "expired"
-    attempt = Attempt(
-        delivery=delivery_id,
-        job_id=delivery["job_id"],
-        event=delivery["event"],
-        attempt=int(ctx.redis.hincrby(key, "attempts", 1)),
-        target=redact(delivery["url"]),
-    )
+    key = defaults.WEBHOOK_DELIVERY_KEY_TEMPLATE.format(delivery_id=delivery_id)
+    attempt = _attempt_of(delivery_id, delivery, ctx.redis.hincrby(key, "attempts", 1))
     retryable = attempt_delivery(ctx.settings, delivery, attempt)
     intervals = ctx.settings.webhook_retry_intervals
     if retryable:
@@ -97,6 +137,30 @@ def _deliver(ctx: Context, delivery_id: str) -> Retry | str:
     if attempt.outcome == "retrying":
         return Retry(max=len(intervals), interval=list(intervals))
     return attempt.outcome
+
+
+def on_failure(job: Job, connection: Redis, exc_type, exc_value, traceback) -> None:
+    """RQ's failure callback: an attempt that ended without an outcome.
+
+    RQ calls it when an attempt outlived its time limit, when its worker died
+    (AbandonedJobError), or after an error of vidqueue's own. The attempt is
+    recorded, and the next one scheduled while attempts remain.
+    """
+    delivery_id = job.args[0]
+    delivery = _load(connection, delivery_id)
+    if delivery is None:
+        return
+    settings = Settings.from_env()
+    attempt = _attempt_of(delivery_id, delivery, int(delivery["attempts"]))
+    name = exc_type.__name__ if exc_type else "error"
+    attempt.error = f"the attempt was stopped: {name}"
+    attempt.outcome = "failed"
+    if attempt.attempt <= len(settings.webhook_retry_intervals):
+        attempt.outcome = "retrying"
+        enqueue_attempt(
+            connection, settings, delivery_id, job.description, attempt.attempt + 1
+        )
+    record_attempt(connection, attempt)
 
 
 def attempt_delivery(
@@ -163,6 +227,25 @@ def attempts_of(redis: Redis, job_id: str) -> list[dict]:
     """The job's delivery attempts, oldest first (the last `WEBHOOK_ATTEMPTS_KEPT`)."""
     key = defaults.WEBHOOK_ATTEMPTS_KEY_TEMPLATE.format(job_id=job_id)
     return [json.loads(raw) for raw in redis.lrange(key, 0, -1)]
+
+
+def _load(redis: Redis, delivery_id: str) -> dict[str, str] | None:
+    key = defaults.WEBHOOK_DELIVERY_KEY_TEMPLATE.format(delivery_id=delivery_id)
+    delivery = {k.decode(): v.decode() for k, v in redis.hgetall(key).items()}
+    if delivery:
+        return delivery
+    logger.warning("webhook delivery %s: expired before it was made", delivery_id)
+    return None
+
+
+def _attempt_of(delivery_id: str, delivery: dict[str, str], number: int) -> Attempt:
+    return Attempt(
+        delivery=delivery_id,
+        job_id=delivery["job_id"],
+        event=delivery["event"],
+        attempt=number,
+        target=redact(delivery["url"]),
+    )
 
 
 def _headers(secret: str, attempt: Attempt, body: bytes) -> dict[str, str]:

@@ -22,8 +22,6 @@ import json
 import logging
 import threading
 
-from rq import Queue
-
 from vidqueue import defaults
 from vidqueue.context import Context
 from vidqueue.durable.outbox import OutboxReader, read_record
@@ -31,13 +29,9 @@ from vidqueue.errors import ConfigError, InvalidRequest, JobNotFound
 from vidqueue.public import public_status
 from vidqueue.records import JobRecord, new_job_id, utcnow
 from vidqueue.webhooks.addresses import redact
+from vidqueue.webhooks.delivery import enqueue_attempt
 
 logger = logging.getLogger("vidqueue.webhooks")
-
-
-def webhook_queue(redis) -> Queue:
-    """The `webhooks` queue on this Redis."""
-    return Queue(defaults.WEBHOOK_QUEUE_NAME, connection=redis)
 
 
 def event_of(record: JobRecord) -> str:
@@ -82,20 +76,13 @@ def schedule_delivery(ctx: Context, record: JobRecord, event: str) -> str | None
         "attempts": 0,
         "created_at": utcnow(),
     }
+    description = f"webhook {event} of job {record.id}"
     with ctx.redis.pipeline() as pipe:
         pipe.multi()  # before the first command, as RQ's enqueue expects
         pipe.hset(key, mapping=delivery)
         pipe.expire(key, defaults.WEBHOOK_DELIVERY_TTL_SECONDS)
-        webhook_queue(ctx.redis).enqueue_call(
-            defaults.WEBHOOK_FUNCTION,
-            args=(delivery_id,),
-            job_id=delivery_id,
-            # RQ logs the description: the job and the event, never the URL.
-            description=f"webhook {event} of job {record.id}",
-            timeout=defaults.WEBHOOK_JOB_TIMEOUT_SECONDS,
-            result_ttl=defaults.WEBHOOK_DELIVERY_TTL_SECONDS,
-            failure_ttl=defaults.WEBHOOK_DELIVERY_TTL_SECONDS,
-            pipeline=pipe,
+        enqueue_attempt(
+            ctx.redis, ctx.settings, delivery_id, description, pipeline=pipe
         )
         pipe.execute()
     logger.info(
