@@ -7,10 +7,10 @@ by request costs a round trip each and, worse, redis-py's per-call work,
 which is larger than the rest of the request.
 
 `StatusReader` gathers the reads of the requests that arrive together: the
-first one starts a round trip, those that arrive while it is under way wait
-for the next, and each round trip is one Lua call for the whole batch (the
-shared figures are read once). Under light load a request costs one round
-trip, as before; under heavy load batches grow and the cost per request falls.
+reads asked for during one turn of the event loop become one batch, read in
+one round trip by one Lua call (the shared figures are read once), and
+batches run side by side. Under light load a request costs one round trip,
+as before; under heavy load batches grow and the cost per request falls.
 Answers are never older than the round trip that carried them.
 
 Jobs that Redis no longer holds go the usual way (`find_job`, which may read
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from dataclasses import dataclass
 
 from anyio import to_thread
@@ -41,9 +40,6 @@ from vidqueue.context import LOCAL_REDIS_URL, Context
 from vidqueue.errors import JobNotFound
 from vidqueue.positions import ahead_from
 from vidqueue.records import JobRecord, looks_like_job_id
-
-logger = logging.getLogger("vidqueue.api")
-
 
 STATUS_FIELDS = (
     "id", "user_id", "state", "progress", "stage", "result", "failed_reason",
