@@ -12,10 +12,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidqueue import __version__, defaults
 from vidqueue.errors import VidqueueError
 from vidqueue.settings import Settings
+
+if TYPE_CHECKING:
+    from vidqueue.client import Client
 
 logger = logging.getLogger("vidqueue.cli")
 
@@ -86,13 +90,11 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     """Upload a file through the public API; with --wait, follow it to the end."""
-    from vidqueue.client import Client
-
     path = Path(args.file)
     if not path.is_file():
         print(f"vidqueue: no such file: {path}", file=sys.stderr)
         return 2
-    client = Client(args.api or settings.base_url)
+    client = _client(settings, args)
     size = path.stat().st_size
     upload_bar = Bar("upload", size, unit="bytes")
     status = client.upload(path, on_bytes=upload_bar.advance)
@@ -114,18 +116,34 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """Print a job's status."""
-    from vidqueue.client import Client
-
-    _print_json(Client(args.api or settings.base_url).status(args.job))
+    _print_json(_client(settings, args).status(args.job))
     return 0
 
 
 def cmd_queue_info(settings: Settings, args: argparse.Namespace) -> int:
     """Print the queue's figures."""
+    _print_json(_client(settings, args).queue_info())
+    return 0
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    """Cancel a job: it leaves the queue, or its ffmpeg stops; outputs go."""
+    _print_json(_client(settings, args).cancel(args.job))
+    return 0
+
+
+def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Put a failed or cancelled job back on the queue."""
+    _print_json(_client(settings, args).retry(args.job))
+    return 0
+
+
+def _client(settings: Settings, args: argparse.Namespace) -> Client:
+
     from vidqueue.client import Client
 
-    _print_json(Client(args.api or settings.base_url).queue_info())
-    return 0
+    token = getattr(args, "token", None) or settings.api_token
+    return Client(getattr(args, "api", None) or settings.base_url, token=token)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -248,8 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     webhooks.set_defaults(func=cmd_webhooks)
 
-    for sub in (submit, status, info):
+    cancel = commands.add_parser("cancel", help=cmd_cancel.__doc__)
+    cancel.add_argument("job", help="the job id")
+    cancel.set_defaults(func=cmd_cancel)
+    retry = commands.add_parser("retry", help=cmd_retry.__doc__)
+    retry.add_argument("job", help="the job id")
+    retry.set_defaults(func=cmd_retry)
+
+    for sub in (submit, status, info, cancel, retry):
         sub.add_argument("--api", help="the API's base URL (default: VIDQUEUE_API_URL)")
+        sub.add_argument(
+            "--token", help="API key or access token (default: VIDQUEUE_API_TOKEN)"
+        )
     return parser
 
 

@@ -100,6 +100,14 @@ class Client:
         """The job's status."""
         return self._send("GET", f"/status/{job_id}")
 
+    def cancel(self, job_id: str) -> dict:
+        """Cancel the job."""
+        return self._send("DELETE", f"/jobs/{job_id}")
+
+    def retry(self, job_id: str) -> dict:
+        """Requeue a failed or cancelled job."""
+        return self._send("POST", f"/jobs/{job_id}/retry")
+
     def queue_info(self) -> dict:
         """The queue's figures."""
         return self._send("GET", "/queue-info")

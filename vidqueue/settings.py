@@ -42,6 +42,8 @@ class Settings:
     api_host: str = defaults.API_HOST
     api_port: int = defaults.API_PORT
     api_url: str | None = None
+    api_token: str | None = None
+    """The credential that the command line's client commands send."""
     max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
     max_uploads_in_flight: int = defaults.MAX_UPLOADS_IN_FLIGHT
     max_uploads_per_minute: int = defaults.MAX_UPLOADS_PER_MINUTE

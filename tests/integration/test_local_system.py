@@ -83,6 +83,11 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path, clip):
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         assert json.loads(shown.stdout)["jobId"] == status["jobId"]
+        refused = subprocess.run(
+            vidqueue("cancel", status["jobId"]), env=env, capture_output=True, text=True
+        )
+        assert refused.returncode == 1
+        assert "already completed" in refused.stderr
     finally:
         dev.send_signal(signal.SIGTERM)
         code = dev.wait(timeout=60)
