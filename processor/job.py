@@ -48,6 +48,18 @@ def _context() -> Context:
     return Context.from_env()
 
 
+def warm_up() -> None:
+    """Build the worker's context and clients ahead of the first job.
+
+    RQ forks a work-horse per job; what the worker process built before the
+    fork, each horse inherits instead of building again (the S3 client alone
+    takes a good part of a second).
+    """
+    ctx = _context()
+    ctx.storage.client  # noqa: B018 - building it is the point
+    ctx.profiles  # noqa: B018
+
+
 def _worker_name() -> str:
     job = get_current_job()
     return (job.worker_name if job else None) or "inline"

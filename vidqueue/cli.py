@@ -64,6 +64,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     ctx = Context(settings)
     ctx.redis.ping()
+    if args.queue == defaults.QUEUE_NAME:
+        from processor.job import warm_up
+
+        warm_up()
     queue = Queue(args.queue, connection=ctx.redis)
     level = settings.log_level.upper()
     if settings.concurrency > 1:
