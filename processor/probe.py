@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vidqueue import defaults
@@ -24,6 +25,14 @@ FORMAT_WHITELIST = (
 )
 """Container formats accepted as input. Playlists (hls, concat) and image
 sequences are absent on purpose: they make ffmpeg open other files or URLs."""
+
+READ_FAILURES = (
+    "Server returned 5", "Connection reset", "Connection refused", "timed out",
+    "Network is unreachable", "Input/output error", "Broken pipe",
+)  # fmt: skip
+"""What ffprobe and ffmpeg log when reading the source failed on the network."""
+RECOVERY_SIGNS = ("HTTP error 5", "Will reconnect", "Stream ends prematurely")
+"""What they log (as warnings) when storage failed and they reconnected."""
 
 _URL = re.compile(r"\w+://\S+")
 
@@ -56,11 +65,57 @@ def protocols_for(source: str) -> str:
     return LOCAL_PROTOCOLS
 
 
+def input_options(source: str) -> dict[str, str]:
+    """The options that ffprobe and ffmpeg open `source` with.
+
+    Only the protocols the source needs; over HTTP(S), reconnects too: storage
+    may drop a connection or answer 5xx in the middle of a transfer, and
+    ffmpeg then takes the cut for the end of the file, and writes a shortened
+    video with an exit code of 0, unless it reconnects and reads on from
+    where it was.
+    """
+    options = {"protocol_whitelist": protocols_for(source)}
+    if protocols_for(source) == REMOTE_PROTOCOLS:
+        options.update(
+            reconnect="1",
+            reconnect_on_network_error="1",
+            reconnect_on_http_error="5xx",
+            reconnect_delay_max=str(defaults.SOURCE_RECONNECT_MAX_SECONDS),
+        )
+    return options
+
+
+def network_trouble(log: str) -> bool:
+    """True when ffprobe's or ffmpeg's log shows storage failing at some point.
+
+    Storage that answers 5xx or drops connections is no fault of the file,
+    so a run that failed with these signs in its log is worth another try.
+    The log must be at `warning` level, where the reconnects show.
+    """
+    return any(sign in log for sign in READ_FAILURES + RECOVERY_SIGNS)
+
+
+def source_read_failed(lines: Iterable[str]) -> bool:
+    """True when a network error reached the reader: no reconnect cured it.
+
+    ffmpeg takes such an error for the end of its input, so even a run that
+    exits with 0 has then made a shortened output (or none).
+    """
+    return any(
+        any(sign in line for sign in READ_FAILURES)
+        and not any(sign in line for sign in RECOVERY_SIGNS)
+        for line in lines
+    )
+
+
 def probe_command(source: str) -> list[str]:
     """The ffprobe invocation for `source`, restricted to safe protocols and formats."""
+    options = [
+        arg for name, value in input_options(source).items()
+        for arg in (f"-{name}", value)
+    ]  # fmt: skip
     return [
-        "ffprobe", "-v", "error", "-hide_banner",
-        "-protocol_whitelist", protocols_for(source),
+        "ffprobe", "-v", "warning", "-hide_banner", *options,
         "-format_whitelist", FORMAT_WHITELIST,
         "-show_format", "-show_streams", "-of", "json", source,
     ]  # fmt: skip
@@ -82,8 +137,11 @@ def probe(source: str, max_duration_s: float) -> MediaInfo:
         )
     except subprocess.TimeoutExpired:
         raise TransientError("probing the source timed out") from None
+    log = answer.stderr.decode(errors="replace")
     if answer.returncode != 0:
-        raise _probe_failure(answer.stderr.decode(errors="replace"))
+        raise _probe_failure(log)
+    if source_read_failed(log.splitlines()):
+        raise TransientError("could not read the source: the connection broke")
 
     return check_media(json.loads(answer.stdout or b"{}"), max_duration_s)
 
@@ -143,7 +201,9 @@ def _probe_failure(stderr: str) -> Exception:
     # ffprobe names its input in errors; the input is a presigned URL.
     message = _URL.sub("input", stderr).strip().splitlines()
     last = message[-1] if message else "unknown error"
-    if any(word in last for word in ("Connection", "Server returned 5", "timed out")):
+    # Storage failing makes any file look broken ("moov atom not found" after
+    # a 503 on a seek): with signs of it in the log, try again later.
+    if network_trouble(stderr):
         return TransientError(f"could not read the source: {last}")
     if "Picture size" in stderr:
         return BadInput("video too large: the picture size is invalid")

@@ -9,7 +9,6 @@ stops advancing (a stalled source), or when it runs past its hard limit.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import logging
 import signal
@@ -21,7 +20,12 @@ from pathlib import Path
 
 import ffmpeg
 
-from processor.probe import MediaInfo, protocols_for
+from processor.probe import (
+    MediaInfo,
+    input_options,
+    network_trouble,
+    source_read_failed,
+)
 from vidqueue.errors import BadInput, JobCancelled, TransientError
 from vidqueue.profiles import Profile, Rendition
 
@@ -32,15 +36,13 @@ HLS_SEGMENT_SECONDS = 6
 POSTER_MAX_HEIGHT = 720
 WATCH_INTERVAL_SECONDS = 0.25
 GLOBAL_ARGS = (
-    "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+    "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
     "-progress", "pipe:1", "-stats_period", "0.5",
 )  # fmt: skip
 
 
 def _source(source: str, info: MediaInfo):
-    return ffmpeg.input(
-        source, f=info.demuxer, protocol_whitelist=protocols_for(source)
-    )
+    return ffmpeg.input(source, f=info.demuxer, **input_options(source))
 
 
 def _compile(output_spec) -> list[str]:
@@ -145,7 +147,7 @@ def poster_command(source: str, info: MediaInfo, output: Path) -> list[str]:
     """A JPEG of one frame, a second in (or halfway through a shorter video)."""
     moment = min(1.0, info.duration / 2)
     source_input = ffmpeg.input(
-        source, f=info.demuxer, protocol_whitelist=protocols_for(source), ss=moment
+        source, f=info.demuxer, ss=moment, **input_options(source)
     )
     picture = source_input.video.filter("scale", "-2", f"min({POSTER_MAX_HEIGHT},ih)")
     return _compile(
@@ -184,7 +186,7 @@ def run_ffmpeg(
     ffmpeg stalled, ran out of time or lost the network, and `BadInput` when
     it refused the file.
     """
-    stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+    log = _Log()
     state = _RunState()
     with subprocess.Popen(
         args,
@@ -194,7 +196,7 @@ def run_ffmpeg(
         preexec_fn=_die_with_parent,
     ) as process:
         threads = [
-            threading.Thread(target=_drain, args=(process.stderr, stderr_tail)),
+            threading.Thread(target=log.drain, args=(process.stderr,)),
             threading.Thread(target=_supervise, args=(process, watch, state)),
         ]
         for thread in threads:
@@ -224,7 +226,11 @@ def run_ffmpeg(
     if state.stop_reason == "limit":
         raise TransientError(f"ffmpeg ran past the limit of {watch.limit_s:.0f} s")
     if process.returncode != 0:
-        raise _ffmpeg_failure(list(stderr_tail))
+        raise _ffmpeg_failure(log)
+    # ffmpeg takes a read error for the end of its input and exits with 0,
+    # having written a shortened output, or none: never publish that.
+    if log.read_failed or (log.nothing_encoded and log.trouble):
+        raise TransientError("ffmpeg lost the connection to storage")
 
 
 class _RunState:
@@ -278,19 +284,28 @@ def parse_progress_line(line: str) -> float | None:
         return None
 
 
-def _drain(stream, tail: collections.deque[str]) -> None:
-    for raw in stream:
-        tail.append(raw.decode(errors="replace").rstrip())
+class _Log:
+    """What ffmpeg's log (stderr, warning level) said about its source."""
+
+    def __init__(self):
+        self.trouble = False
+        """Storage failed at some point (perhaps cured by a reconnect)."""
+        self.read_failed = False
+        """A network error reached the reader: the input ended early."""
+        self.nothing_encoded = False
+
+    def drain(self, stream) -> None:
+        """Read the log to its end, noting the signs of trouble."""
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            self.trouble = self.trouble or network_trouble(line)
+            self.read_failed = self.read_failed or source_read_failed([line])
+            self.nothing_encoded = self.nothing_encoded or (
+                "nothing was encoded" in line
+            )
 
 
-_NETWORK_WORDS = (
-    "Connection refused", "Connection reset", "Server returned 5",
-    "timed out", "Network is unreachable", "Input/output error",
-)  # fmt: skip
-
-
-def _ffmpeg_failure(stderr_lines: list[str]) -> Exception:
-    text = " ".join(stderr_lines)
-    if any(word in text for word in _NETWORK_WORDS):
+def _ffmpeg_failure(log: _Log) -> Exception:
+    if log.trouble:
         return TransientError("ffmpeg lost the connection to storage")
     return BadInput("transcoding failed: the video data is damaged or unsupported")

@@ -70,6 +70,10 @@ TIME_LIMIT_FACTOR = 10.0
 SOURCE_READ = "stream"
 """How the worker reads a source: `stream` (ffmpeg reads a presigned GET) or
 `download` (parallel ranged GETs to a local file first)."""
+SOURCE_RECONNECT_MAX_SECONDS = 10
+"""ffprobe and ffmpeg reading a presigned GET reconnect after a dropped
+connection or a 5xx, resuming where they were, waiting 0, 1, 3 and 7 s in
+turn; past this longest wait they give up and the job's attempt is retried."""
 WORKER_TTL_SECONDS = 30
 """A worker that sends no heartbeat for this long counts as dead."""
 JOB_MONITORING_INTERVAL_SECONDS = 5
