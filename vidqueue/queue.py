@@ -36,8 +36,8 @@ def enqueue_video(queue: Queue, job_id: str, settings: Settings) -> bool:
             job_id=job_id,
             unique=True,
             retry=Retry(
-                max=len(defaults.RETRY_INTERVALS_SECONDS),
-                interval=list(defaults.RETRY_INTERVALS_SECONDS),
+                max=len(settings.retry_intervals),
+                interval=list(settings.retry_intervals),
             ),
             job_timeout=settings.job_timeout_seconds,
             result_ttl=defaults.RECORD_TTL_SECONDS,

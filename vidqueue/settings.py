@@ -57,6 +57,7 @@ class Settings:
     inbox_user: str = defaults.INBOX_USER
     minio_listen: str = "off"
     job_timeout_seconds: int = defaults.JOB_TIMEOUT_SECONDS
+    retry_seconds: str | None = None
     profiles_file: str | None = None
     stall_timeout_seconds: float = defaults.STALL_TIMEOUT_SECONDS
     time_limit_factor: float = defaults.TIME_LIMIT_FACTOR
@@ -120,6 +121,11 @@ class Settings:
             raise ConfigError("VIDQUEUE_MINIO_LISTEN must be on or off")
         if self.log_format not in ("text", "json"):
             raise ConfigError("VIDQUEUE_LOG_FORMAT must be text or json")
+        if self.retry_seconds and _seconds_list(self.retry_seconds) is None:
+            raise ConfigError(
+                "VIDQUEUE_RETRY_SECONDS must be a comma-separated list of "
+                f"seconds, not {self.retry_seconds!r}"
+            )
         self._check_webhooks()
 
     def _check_webhooks(self) -> None:
@@ -153,6 +159,18 @@ class Settings:
         if self.webhooks == "auto":
             return bool(self.webhook_url)
         return self.webhooks == "on"
+
+    @property
+    def retry_intervals(self) -> tuple[int, ...]:
+        """Seconds before each retry of a failed attempt at a job, in order.
+
+        As many retries as intervals; unset: `RETRY_INTERVALS_SECONDS`. A 0
+        puts the job back on the queue at once, while a longer wait goes
+        through RQ's scheduler.
+        """
+        if not self.retry_seconds:
+            return defaults.RETRY_INTERVALS_SECONDS
+        return _seconds_list(self.retry_seconds) or defaults.RETRY_INTERVALS_SECONDS
 
     @property
     def webhook_retry_intervals(self) -> tuple[int, ...]:

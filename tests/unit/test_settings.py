@@ -34,6 +34,7 @@ def test_environment_wins_over_env_file(tmp_path: Path):
         ("VIDQUEUE_AUTH_MODE", "magic", "none, apikey or jwt"),
         ("VIDQUEUE_CONCURRENCY", "0", "at least 1"),
         ("VIDQUEUE_LOG_FORMAT", "xml", "text or json"),
+        ("VIDQUEUE_RETRY_SECONDS", "1,soon", "comma-separated"),
     ],
 )
 def test_malformed_values_name_the_variable(name, value, words):
@@ -81,6 +82,11 @@ def test_webhook_retries_and_allowed_hosts_are_lists():
     assert settings.webhook_retry_intervals == (0, 5, 60)
     assert settings.webhook_allowed_hosts == {"hooks.local", "10.0.0.7"}
     assert sum(Settings().webhook_retry_intervals) / 3600 == pytest.approx(24, abs=1)
+
+
+def test_job_retries_follow_the_setting():
+    assert Settings().retry_intervals == (10, 60, 300)
+    assert Settings(retry_seconds="0, 2,5").retry_intervals == (0, 2, 5)
 
 
 def test_to_env_round_trips():
