@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from vidqueue import services
 from vidqueue.migrate import migrate
 from vidqueue.services import Service
 from vidqueue.settings import Settings
@@ -52,3 +56,22 @@ def wait_for(check: Callable[[], object], timeout_s: float = 60) -> None:
     while not check():
         assert time.monotonic() < deadline, "the condition never came true"
         time.sleep(0.05)
+
+
+class Database:
+    """A Postgres of its own, which a test or a soak can stop and start again."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.service = services.start_postgres(data_dir)
+        self.port = self.service.port
+
+    def stop(self) -> None:
+        """Stop at once, closing client connections (Postgres's fast shutdown)."""
+        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+        self.service.process.wait(timeout=30)
+
+    def start(self) -> None:
+        """Start again on the same data folder and port."""
+        self.service = services.start_postgres(self.data_dir, port=self.port)

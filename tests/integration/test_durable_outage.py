@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,31 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.database import use_database, wait_for
-from vidqueue import defaults, services
+from tests.database import Database, use_database, wait_for
+from vidqueue import defaults
 from vidqueue.durable.outbox import OutboxPump
 from vidqueue.errors import DatabaseUnavailable
 
 pytestmark = pytest.mark.integration
-
-
-class Database:
-    """A Postgres of the test's own, which it can stop and start again."""
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
-        self.service = services.start_postgres(data_dir)
-        self.port = self.service.port
-
-    def stop(self) -> None:
-        """Stop at once, closing client connections (Postgres's fast shutdown)."""
-        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGINT)
-        self.service.process.wait(timeout=30)
-
-    def start(self) -> None:
-        """Start again on the same data folder and port."""
-        self.service = services.start_postgres(self.data_dir, port=self.port)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from handlers.trigger import Outcome, check_upload
-from tests.media import ffprobe, make_clip, stream_of
+from tests.media import ffprobe, make_clip, make_hostile_files, stream_of
 from vidqueue.context import Context
 from vidqueue.keys import upload_key
 from vidqueue.records import JobRecord, new_job_id
@@ -154,49 +154,10 @@ def test_progress_rises_through_stages(ctx, media_dir, run_worker):
     assert len([p for p, s in seen if s == "transcoding" and 5 < p < 90]) >= 2
 
 
-def write_y4m_header_claiming(path: Path, width: int, height: int) -> Path:
-    header = f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\nFRAME\n"
-    path.write_bytes(header.encode() + b"\x80" * 64)
-    return path
-
-
 @pytest.fixture(scope="module")
 def hostile_files(tmp_path_factory) -> dict[str, tuple[Path, str]]:
     """Each bad file, with the start of the reason it must fail with."""
-    folder = tmp_path_factory.mktemp("hostile")
-    text = folder / "text.mp4"
-    text.write_text("just some text, renamed\n" * 50)
-    empty = folder / "empty.mp4"
-    empty.write_bytes(b"")
-    whole = make_clip(folder / "whole.mp4", seconds=2)
-    truncated = folder / "truncated.mp4"
-    truncated.write_bytes(whole.read_bytes()[:4000])
-    audio = folder / "audio.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=2",
-         "-c:a", "aac", str(audio)],
-        check=True,
-    )  # fmt: skip
-    # A playlist whose segment is a real, readable local video: if ffmpeg
-    # followed it, the job would complete with that file's content.
-    secret = make_clip(folder / "secret.ts", seconds=1)
-    playlist = folder / "playlist.mp4"
-    playlist.write_text(
-        f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\nfile://{secret}\n"
-        "#EXT-X-ENDLIST\n"
-    )
-    concat = folder / "concat.mp4"
-    concat.write_text(f"ffconcat version 1.0\nfile '{secret}'\n")
-    huge = write_y4m_header_claiming(folder / "huge.mp4", 16_000, 9_000)
-    return {
-        "text": (text, "not a video"),
-        "empty": (empty, "not a video"),
-        "truncated": (truncated, "not a video"),
-        "audio only": (audio, "no video stream"),
-        "hls playlist": (playlist, "not a video"),
-        "concat list": (concat, "not a video"),
-        "huge dimensions": (huge, "video too large"),
-    }
+    return make_hostile_files(tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.mark.parametrize(

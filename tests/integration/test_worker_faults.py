@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.integration.test_worker import output_keys, submit
 from tests.media import make_clip
+from tests.processes import kill_tree
 
 pytestmark = pytest.mark.integration
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (RQ's work-horse leaves the worker's group)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(
-                stat.read_text().rsplit(")", 1)[1].split()[1]
-            )
-        except (OSError, ValueError, IndexError):
-            continue
-    found, frontier = [], [pid]
-    while frontier:
-        children = [p for p, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
-
-
-def kill_tree(pid: int) -> None:
-    for victim in [pid, *descendants(pid)]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(victim, signal.SIGKILL)
 
 
 def wait_for(check, timeout_s: float, what: str) -> None:
