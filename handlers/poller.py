@@ -19,6 +19,8 @@ import threading
 import time
 from datetime import datetime
 
+from redis.exceptions import RedisError
+
 from handlers.trigger import Outcome, accept_upload, expire_upload
 from vidqueue import defaults
 from vidqueue.context import Context
@@ -108,17 +110,25 @@ def run_poller(ctx: Context, stop: threading.Event | None = None) -> None:
     inbox_due = 0.0
     logger.info("poller started, every %.1f s", settings.poll_interval_seconds)
     while not stop.is_set():
-        tally = poller.poll_once()
-        if tally[Outcome.ENQUEUED] or tally[Outcome.REJECTED] or tally[Outcome.EXPIRED]:
-            logger.info(
-                "poll: %d enqueued, %d rejected, %d expired, %d still uploading",
-                tally[Outcome.ENQUEUED], tally[Outcome.REJECTED],
-                tally[Outcome.EXPIRED], tally[Outcome.NOT_ARRIVED],
-            )  # fmt: skip
-        if settings.inbox_interval_seconds > 0 and time.monotonic() >= inbox_due:
-            from handlers.inbox import scan_inbox
+        # Redis restarting or failing over must not end the process, which
+        # also runs the outbox pump, the reconcile and webhook dispatch.
+        try:
+            _report(poller.poll_once())
+            if settings.inbox_interval_seconds > 0 and time.monotonic() >= inbox_due:
+                from handlers.inbox import scan_inbox
 
-            scan_inbox(ctx)
-            inbox_due = time.monotonic() + settings.inbox_interval_seconds
+                scan_inbox(ctx)
+                inbox_due = time.monotonic() + settings.inbox_interval_seconds
+        except RedisError as exc:
+            logger.warning("poll failed, Redis unavailable; will try again: %s", exc)
         stop.wait(settings.poll_interval_seconds)
     logger.info("poller stopped")
+
+
+def _report(tally: dict[Outcome, int]) -> None:
+    if tally[Outcome.ENQUEUED] or tally[Outcome.REJECTED] or tally[Outcome.EXPIRED]:
+        logger.info(
+            "poll: %d enqueued, %d rejected, %d expired, %d still uploading",
+            tally[Outcome.ENQUEUED], tally[Outcome.REJECTED],
+            tally[Outcome.EXPIRED], tally[Outcome.NOT_ARRIVED],
+        )  # fmt: skip
