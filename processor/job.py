@@ -126,13 +126,31 @@ def process_video(job_id: str) -> str:
         fail(ctx, job_id, str(exc))
         logger.info("job %s: failed: %s (worker %s)", job_id, exc, worker)
     except JobCancelled:
-        removed = ctx.storage.delete_prefix(
-            ctx.storage.output_bucket, output_prefix(record.user_id, job_id)
-        )
-        logger.info(
-            "job %s: cancelled, %d outputs removed (worker %s)", job_id, removed, worker
-        )
+        _stop_attempt(ctx, record, worker)
     return ctx.records.state_of(job_id) or "unknown"
+
+
+def _stop_attempt(ctx: Context, record: JobRecord, worker: str) -> None:
+    """End an attempt whose job left `active` while it ran.
+
+    A cancelled job loses its outputs. Any other job was taken over by
+    another attempt (this one's worker lost its lease while its work-horse
+    ran on), which may have published and completed it already: its outputs
+    stay.
+    """
+    state = ctx.records.state_of(record.id)
+    if state != "cancelled":
+        logger.warning(
+            "job %s: %s by another attempt; this one stops (worker %s)",
+            record.id, "completed" if state == "completed" else "taken over", worker,
+        )  # fmt: skip
+        return
+    removed = ctx.storage.delete_prefix(
+        ctx.storage.output_bucket, output_prefix(record.user_id, record.id)
+    )
+    logger.info(
+        "job %s: cancelled, %d outputs removed (worker %s)", record.id, removed, worker
+    )
 
 
 @dataclass
