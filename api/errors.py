@@ -79,6 +79,16 @@ def redis_unavailable(request: Request, exc: RedisError) -> Response:
     )
 
 
+def too_deep(request: Request, exc: RecursionError) -> Response:
+    """A JSON body nested too deeply to decode: the client's mistake, not a bug."""
+    if "deserializing" not in str(exc):  # msgspec's words; anything else is a bug
+        return unexpected_error(request, exc)
+    return Response(
+        _body("invalid_request", "the JSON body is nested too deeply"),
+        status_code=400,
+    )
+
+
 def unexpected_error(request: Request, exc: Exception) -> Response:
     """A bug: logged with its traceback, answered without one."""
     logger.exception("%s %s: unexpected error", request.method, request.url.path)
@@ -94,5 +104,6 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     RedisConnectionError: redis_unavailable,
     RedisTimeoutError: redis_unavailable,
+    RecursionError: too_deep,
     Exception: unexpected_error,
 }
