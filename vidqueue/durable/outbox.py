@@ -220,7 +220,9 @@ class OutboxReader:
             needed = _next_id(_text(group["last-delivered-id"]))
             if group["pending"]:
                 summary = self.redis.xpending(self.key, _text(group["name"]))
-                needed = min(needed, _parse_id(_text(summary["min"])))
+                # None: the group acknowledged them all since XINFO answered.
+                if summary["min"] is not None:
+                    needed = min(needed, _parse_id(_text(summary["min"])))
             oldest = needed if oldest is None else min(oldest, needed)
         return None if oldest is None else f"{oldest[0]}-{oldest[1]}"
 
