@@ -78,6 +78,7 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, upload: Upload) -> None:
+        """Count one more upload."""
         with self.lock:
             self.uploads.append(upload)
 
@@ -148,6 +149,7 @@ class Soak:
     # The load
 
     def start_load(self, system: System) -> list[threading.Thread]:
+        """Start the uploaders, pollers and listeners; they end with `stop`."""
         url = system.settings.base_url
         threads = [
             run_in_background(f"uploader-{i}", lambda: self.upload_loop(url))
@@ -164,6 +166,7 @@ class Soak:
         return threads
 
     def upload_loop(self, url: str) -> None:
+        """Upload a file every few seconds, now and then a hostile one."""
         browser = Browser(url)
         gap_s = self.args.upload_gap * self.args.uploaders
         while not self.stop.is_set():
@@ -182,6 +185,7 @@ class Soak:
         browser.close()
 
     def poll_loop(self, url: str) -> None:
+        """Read the status of jobs still running, one after another."""
         browser = Browser(url)
         while not self.stop.is_set():
             upload = self.load.pick(self.rng)
@@ -197,6 +201,7 @@ class Soak:
         browser.close()
 
     def listen_loop(self, url: str) -> None:
+        """Follow the event stream of a running job to its end, then another."""
         browser = Browser(url)
         while not self.stop.is_set():
             upload = self.load.pick(self.rng)
@@ -228,6 +233,7 @@ class Soak:
             self.fault(system, self.rng.choice(["kill", "kill", "storage"]))
 
     def fault(self, system: System, name: str) -> None:
+        """Inject one fault: `kill`, `storage`, `redis` or `database`."""
         if name == "kill":
             system.kill_worker()
         elif name == "storage":
@@ -274,6 +280,7 @@ class Soak:
         )
 
     def table(self, system: System, audits: list[JobAudit]) -> str:
+        """The figures of the run as a Markdown table, and any problems."""
         completed = [a for a in audits if a.state == "completed"]
         failed = collections.Counter(
             a.failed_reason.split(":")[0] for a in audits if a.state == "failed"
@@ -283,6 +290,9 @@ class Soak:
         p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else None
         followed = sum(1 for u in self.load.uploads if u.streams)
         retried = sum(1 for a in audits if a.attempts > 1)
+        by_id = {a.job_id: a for a in audits}
+        killed = [by_id[j] for j in system.killed_jobs if j in by_id]
+        killed_done = sum(1 for a in killed if a.state == "completed")
         reasons = "; ".join(f"{n} {r}" for r, n in failed.most_common()) or "none"
         rows = [
             ("uploads", f"{len(audits)}"),
@@ -295,6 +305,11 @@ class Soak:
                 f"{sum(1 for a in audits if a.duplicate_outputs)}",
             ),
             ("jobs retried after a fault", f"{retried}"),
+            (
+                "jobs whose worker was SIGKILLed",
+                f"{len(killed)} ({killed_done} completed, attempts "
+                f"{', '.join(str(a.attempts) for a in killed) or '-'})",
+            ),
             ("uploads refused for good", f"{sum(self.load.refused.values())}"),
             ("jobs followed to their end by event streams", f"{followed}"),
             ("p95 time to completion", f"{p95:.1f} s" if p95 else "n/a"),

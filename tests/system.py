@@ -113,6 +113,8 @@ class System:
     roles: dict[str, Role] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
+    killed_jobs: list[str] = field(default_factory=list)
+    """The jobs that workers were running when they were killed."""
 
     def __post_init__(self):
         self.random = random.Random(self.seed)
@@ -283,6 +285,8 @@ class System:
             role.process.wait()
             self._start_role(role.name, role.arguments)
         self.note(f"SIGKILL {role.name} (job {job_id or 'none'})")
+        if job_id:
+            self.killed_jobs.append(job_id)
         return job_id
 
     def _jobs_of_workers(self) -> dict[int, str | None]:

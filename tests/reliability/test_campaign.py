@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from redis import Redis
 
@@ -128,6 +129,13 @@ def unexplained_exits(system: System) -> list:
     ]
 
 
+def durable_rows(system: System) -> list[tuple[str, int]]:
+    """How many rows of the `videos` table are in each state."""
+    with psycopg.connect(system.settings.database_url) as conn:
+        query = "select state, count(*) from videos group by state order by state"
+        return [tuple(row) for row in conn.execute(query).fetchall()]
+
+
 def test_nothing_is_lost_while_everything_fails(
     system: System, history: History, small_clip: Path
 ):
@@ -161,6 +169,7 @@ def test_nothing_is_lost_while_everything_fails(
     assert (figures["waiting"], figures["active"]) == (0, 0), context
     assert (figures["completed"], figures["total"]) == (UPLOADS, UPLOADS), context
     assert len(published) == 2 * UPLOADS, context  # one video and one poster each
+    assert durable_rows(system) == [("completed", UPLOADS)], context
     assert unexplained_exits(system) == [], context
     assert len([e for e in system.events if e.what.startswith("SIGKILL")]) == 3
     assert system.proxy.tally.errors > 0, context
