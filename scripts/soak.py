@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,11 +157,15 @@ class Soak:
             for i in range(self.args.uploaders)
         ]
         threads += [
-            run_in_background(f"poller-{i}", lambda: self.poll_loop(url))
+            run_in_background(
+                f"poller-{i}", lambda: self.on_running_jobs(url, self.poll, 0.2)
+            )
             for i in range(self.args.pollers)
         ]
         threads += [
-            run_in_background(f"listener-{i}", lambda: self.listen_loop(url))
+            run_in_background(
+                f"listener-{i}", lambda: self.on_running_jobs(url, self.listen, 0.0)
+            )
             for i in range(self.args.listeners)
         ]
         return threads
@@ -184,34 +189,35 @@ class Soak:
             self.stop.wait(max(0.0, gap_s - (time.monotonic() - started)))
         browser.close()
 
-    def poll_loop(self, url: str) -> None:
-        """Read the status of jobs still running, one after another."""
+    def on_running_jobs(
+        self, url: str, act: Callable[[Browser, Upload], None], pause_s: float
+    ) -> None:
+        """`act` on a job still running, picked at random, then on another."""
         browser = Browser(url)
         while not self.stop.is_set():
             upload = self.load.pick(self.rng)
             if upload is None:
                 self.stop.wait(0.5)
                 continue
-            try:
-                state = browser.status(upload.job_id)["state"]
-            except Exception:  # past the browser's patience: try another job
-                state = ""
-            upload.ended = upload.ended or state in FINAL_STATES
-            self.stop.wait(0.2)
+            act(browser, upload)
+            self.stop.wait(pause_s)
         browser.close()
 
-    def listen_loop(self, url: str) -> None:
-        """Follow the event stream of a running job to its end, then another."""
-        browser = Browser(url)
-        while not self.stop.is_set():
-            upload = self.load.pick(self.rng)
-            if upload is None:
-                self.stop.wait(0.5)
-                continue
-            states = browser.follow(upload.job_id, timeout_s=120)
-            if states and states[-1] in FINAL_STATES:
-                upload.streams += 1
-        browser.close()
+    @staticmethod
+    def poll(browser: Browser, upload: Upload) -> None:
+        """Read the job's status once, as a page polling it does."""
+        try:
+            state = browser.status(upload.job_id)["state"]
+        except Exception:  # past the browser's patience: try another job
+            state = ""
+        upload.ended = upload.ended or state in FINAL_STATES
+
+    @staticmethod
+    def listen(browser: Browser, upload: Upload) -> None:
+        """Follow the job's event stream to its end."""
+        states = browser.follow(upload.job_id, timeout_s=120)
+        if states and states[-1] in FINAL_STATES:
+            upload.streams += 1
 
     # The faults
 
