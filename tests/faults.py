@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 CHUNK_BYTES = 64 * 1024
+_TALLY_FIELDS = {"forward": "forwarded", "error": "errors", "drop": "dropped"}
 S3_ERRORS = {
     500: ("Internal Server Error", "InternalError", "We encountered an internal "
           "error. Please try again."),
@@ -136,19 +137,29 @@ class FaultyProxy:
         action = "forward"
         if fault.applies(method):
             draw = self.random.random()
-            if draw < fault.error_rate:
-                action = "error"
-            elif draw < fault.error_rate + fault.drop_rate:
-                action = "drop"
-            elif draw < fault.error_rate + fault.drop_rate + fault.cut_rate:
-                action = "cut"
+            for name, rate in (
+                ("error", fault.error_rate),
+                ("drop", fault.drop_rate),
+                ("cut", fault.cut_rate),
+            ):
+                if draw < rate:
+                    action = name
+                    break
+                draw -= rate
         with self._lock:
-            tally = self.tally
-            counted = {"forward": "forwarded", "error": "errors", "drop": "dropped"}
-            name = counted.get(action, "cut")
-            setattr(tally, name, getattr(tally, name) + 1)
-            tally.by_method[method] = tally.by_method.get(method, 0) + 1
+            counter = _TALLY_FIELDS.get(action, action)
+            setattr(self.tally, counter, getattr(self.tally, counter) + 1)
+            by_method = self.tally.by_method
+            by_method[method] = by_method.get(method, 0) + 1
         return action
+
+
+_TALLY_FIELDS = {
+    "forward": "forwarded",
+    "error": "errors",
+    "drop": "dropped",
+    "cut": "cut",
+}
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -169,6 +180,16 @@ class _Head:
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
+
+    @property
+    def method(self) -> str:
+        """A request's method."""
+        return self.first_line.split(" ", 1)[0]
+
+    @property
+    def status(self) -> str:
+        """An answer's status code."""
+        return self.first_line.split(" ")[1]
 
     @property
     def keep_alive(self) -> bool:
@@ -195,6 +216,13 @@ def _read_head(stream: BinaryIO) -> _Head | None:
         headers[name.strip().lower()] = value.strip()
     first = lines[0].decode("latin-1").strip()
     return _Head(b"".join(lines), first, headers)
+
+
+def _read_answer_head(stream: BinaryIO) -> _Head:
+    head = _read_head(stream)
+    if head is None:
+        raise _Closed("upstream closed")
+    return head
 
 
 def _relay_body(
@@ -299,8 +327,7 @@ class _Handler(socketserver.BaseRequestHandler):
         head = _read_head(self.client_in)
         if head is None:
             return False
-        method = head.first_line.split(" ", 1)[0]
-        action = self.proxy.decide(method)
+        action = self.proxy.decide(head.method)
         if action == "drop":
             self._reset_client()
             return False
@@ -321,31 +348,22 @@ class _Handler(socketserver.BaseRequestHandler):
     def _forward(self, head: _Head, cut: bool) -> bool:
         upstream, upstream_in = self._connect()
         upstream.sendall(head.raw)
-        method = head.first_line.split(" ", 1)[0]
         if "100-continue" in head.header("expect").lower():
-            interim = _read_head(upstream_in)
-            if interim is None:
-                raise _Closed("upstream closed")
-            if " 100 " not in interim.first_line + " ":
-                return self._relay_answer(interim, method, cut)
+            interim = _read_answer_head(upstream_in)
+            if interim.status != "100":  # refused before the body was sent
+                self._relay_answer(interim, head.method, cut)
+                return False
             self.client.sendall(interim.raw)
-        if not _relay_body(head, self.client_in, upstream, None) and method in (
-            "PUT",
-            "POST",
-        ):
-            raise _Closed("a request body without a length")
-        answer = _read_head(upstream_in)
-        while answer is not None and answer.first_line.split(" ")[1].startswith("1"):
+        _relay_body(head, self.client_in, upstream, None)  # none without a length
+        answer = _read_answer_head(upstream_in)
+        while answer.status.startswith("1"):
             self.client.sendall(answer.raw)
-            answer = _read_head(upstream_in)
-        if answer is None:
-            raise _Closed("upstream closed")
-        return self._relay_answer(answer, method, cut) and head.keep_alive
+            answer = _read_answer_head(upstream_in)
+        return self._relay_answer(answer, head.method, cut) and head.keep_alive
 
     def _relay_answer(self, answer: _Head, method: str, cut: bool) -> bool:
         self.client.sendall(answer.raw)
-        status = answer.first_line.split(" ")[1]
-        if method == "HEAD" or status in ("204", "304"):
+        if method == "HEAD" or answer.status in ("204", "304"):
             return answer.keep_alive
         limit = None
         if cut:
