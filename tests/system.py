@@ -6,7 +6,7 @@ the API, the poller (with the outbox pump and the reconcile) and several
 workers. It restarts a role that exits, as systemd's `Restart=always` does,
 and notes it in `exits`: a role that dies of a fault is a finding. The
 faults: `kill_worker` (SIGKILL to a worker's whole tree, then a new worker),
-`restart_redis`, `stop_database` and the proxy's `fail`.
+`restart_redis`, `stop_database` and `fail_storage` (through the proxy).
 """
 
 from __future__ import annotations
@@ -156,6 +156,8 @@ class System:
     def stop(self) -> None:
         """Stop every role (SIGTERM, then SIGKILL), then the servers."""
         self._stopping.set()
+        if self._supervisor.is_alive():  # it must start no role from now on
+            self._supervisor.join(timeout=10)
         with self._lock:
             roles = list(self.roles.values())
         for role in roles:
@@ -167,9 +169,13 @@ class System:
             except subprocess.TimeoutExpired:
                 kill_tree(role.process.pid)
                 role.process.wait()
-        with contextlib.suppress(Exception):
+        if hasattr(self, "proxy"):
             self.proxy.stop()
-        for service in (self.database.service, self.redis.service, *self._owned):
+        # Whatever started, even when the start failed half-way.
+        for server in (getattr(self, "database", None), getattr(self, "redis", None)):
+            if server is not None:
+                server.service.stop()
+        for service in self._owned:
             service.stop()
 
     def __enter__(self) -> System:
@@ -277,6 +283,8 @@ class System:
             time.sleep(0.1)
             jobs = self._jobs_of_workers()
         with self._lock:
+            if self._stopping.is_set():
+                return None
             workers = [r for r in self.roles.values() if r.kind == "worker"]
             busy = [r for r in workers if jobs.get(r.process.pid)]
             role = self.random.choice(busy or workers)
@@ -299,15 +307,15 @@ class System:
         """Stop redis-server (it syncs its AOF), wait, start it on the same port."""
         self.note("redis-server restarted", down_s)
         self.redis.stop()
-        time.sleep(down_s)
-        self.redis.start()
+        if not self._stopping.wait(down_s):
+            self.redis.start()
 
     def stop_database(self, down_s: float = 20.0) -> None:
         """Stop Postgres for `down_s`, then start it again."""
         self.note("database stopped", down_s)
         self.database.stop()
-        time.sleep(down_s)
-        self.database.start()
+        if not self._stopping.wait(down_s):
+            self.database.start()
 
     def fail_storage(self, seconds: float, **rates) -> None:
         """Make the S3 proxy answer errors, drop and cut connections for a while."""
