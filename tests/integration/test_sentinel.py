@@ -71,9 +71,18 @@ def test_records_survive_a_failover(tmp_path):
             assert time.monotonic() < deadline, "the replica never synced"
             time.sleep(0.1)
 
+        # Sentinel learns of replicas from the primary's INFO, every 10 s:
+        # until it knows one, it has nothing to promote.
+        watcher = connect_redis(f"redis://127.0.0.1:{sentinel.port}/0")
+        deadline = time.monotonic() + 30
+        while not watcher.execute_command("SENTINEL", "REPLICAS", "main"):
+            assert time.monotonic() < deadline, "sentinel never saw the replica"
+            time.sleep(0.2)
+        watcher.close()
+
         primary.stop()
         after = JobRecord(id=new_job_id(), user_id="u1")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 store.create(after)
