@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from weakref import WeakKeyDictionary
 
 from rq import Worker
@@ -24,7 +23,7 @@ from vidqueue.errors import (
 from vidqueue.keys import upload_key
 from vidqueue.positions import jobs_ahead
 from vidqueue.public import public_result
-from vidqueue.records import JobRecord, looks_like_job_id, new_job_id
+from vidqueue.records import JobRecord, looks_like_job_id, new_job_id, upload_deadline
 from vidqueue.webhooks.addresses import accept_callback_url
 
 
@@ -72,7 +71,6 @@ def create_upload(
     profile = ctx.profiles.get(profile).name
     callback_url = accept_callback_url(ctx.settings, callback_url)
     job_id = job_id or new_job_id()
-    expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.presign_expiry_seconds)
     record = JobRecord(
         id=job_id,
         user_id=user_id,
@@ -82,7 +80,7 @@ def create_upload(
         content_type=content_type,
         size_bytes=size,
         profile=profile,
-        upload_expires_at=_iso(expires),
+        upload_expires_at=upload_deadline(ctx.settings.presign_expiry_seconds),
         callback_url=callback_url,
     )
     ctx.records.create(record)
@@ -231,7 +229,3 @@ def recent_jobs(ctx: Context, user_id: str, limit: int) -> list[JobStatus]:
         except JobNotFound:
             continue
     return statuses
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
 from vidqueue import defaults
 from vidqueue.context import Context
 from vidqueue.errors import RateLimited
+from vidqueue.records import upload_deadline
 
 
 def reserve_upload(ctx: Context, user_id: str, job_id: str) -> None:
@@ -54,11 +54,8 @@ def extend_upload(ctx: Context, user_id: str, job_id: str) -> None:
         pipe.zadd(key, {job_id: time.time() + lifetime_s}, xx=True, gt=True)
         pipe.expire(key, lifetime_s + 1, gt=True)
         pipe.execute()
-    expires = datetime.now(UTC) + timedelta(seconds=lifetime_s)
     ctx.records.update(
-        job_id,
-        only_in=("uploading",),
-        upload_expires_at=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        job_id, only_in=("uploading",), upload_expires_at=upload_deadline(lifetime_s)
     )
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -46,9 +46,20 @@ def looks_like_job_id(value: str) -> bool:
     return len(value) == 26 and all(c in _CROCKFORD for c in value)
 
 
+def utc_iso(moment: datetime) -> str:
+    """A moment as records store it: UTC, ISO 8601, milliseconds and a `Z`."""
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
 def utcnow() -> str:
-    """The current UTC time as ISO 8601 with milliseconds and a `Z`."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time as records store it."""
+    return utc_iso(datetime.now(UTC))
+
+
+def upload_deadline(lifetime_s: float) -> str:
+    """When an upload whose presigned requests live `lifetime_s` expires."""
+    return utc_iso(datetime.now(UTC) + timedelta(seconds=lifetime_s))
 
 
 @dataclass

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from vidqueue import defaults
 from vidqueue.errors import ConfigError
-from vidqueue.records import JobRecord
+from vidqueue.records import JobRecord, utc_iso
 from vidqueue.settings import Settings
 
 TABLE = defaults.DATABASE_TABLE
@@ -130,5 +130,4 @@ def _iso(value: datetime | str | None) -> str:
     if value is None or value == "":
         return ""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(moment)
